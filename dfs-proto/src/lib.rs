@@ -1,0 +1,30 @@
+//! Wire contracts shared by every dfs component.
+//!
+//! - [`grpc`]: the datanode's `DataTransfer` service (block reads and pipeline writes), generated
+//!   from `proto/datanode.proto` with bytes fields as [`bytes::Bytes`].
+//! - [`rest`]: every namenode REST endpoint as a typed [`rest::Endpoint`] (method, path, request
+//!   and response), used by the namenode to route and by the client to call.
+//! - [`ids`], [`name`], [`error`], [`checksum`]: the domain types both sides agree on.
+
+pub mod checksum;
+pub mod error;
+pub mod ids;
+pub mod name;
+pub mod rest;
+
+/// Generated gRPC code for the datanode block service.
+pub mod grpc {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("dfs.datanode.v1");
+}
+
+pub use error::{ApiError, ErrorCode};
+pub use ids::{BlockId, ClientId, DatanodeId, Generation, InodeId, NamenodeId};
+pub use name::{DfsPath, Name, NameError};
+
+/// Largest gRPC message either side accepts: a data chunk of up to 1 MiB plus its checksums
+/// and framing, with room to spare.
+pub const MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024 + 64 * 1024;
+
+/// Size of the data in one gRPC chunk message that writers and readers aim for.
+pub const TRANSFER_CHUNK: usize = 1024 * 1024;

@@ -1,0 +1,511 @@
+//! The namenode's REST API: one [`Endpoint`] per operation, with its method, path, request and
+//! response. `GET` requests travel as a query string (so their requests are flat structs);
+//! `POST` requests as a JSON body. Every error answer is an [`ApiError`](crate::ApiError).
+//!
+//! Names travel as plain strings and are validated by the namenode (so that a bad name is
+//! answered with `EINVAL` or `ENAMETOOLONG`, not a generic parse error).
+
+use crate::ids::{BlockId, ClientId, DatanodeId, Generation, InodeId, NamenodeId};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// How an endpoint's request travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Request as a query string; the call changes nothing.
+    Get,
+    /// Request as a JSON body.
+    Post,
+}
+
+/// One REST operation.
+pub trait Endpoint {
+    const METHOD: Method;
+    const PATH: &'static str;
+    type Request: Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Response: Serialize + DeserializeOwned + Send + Sync + 'static;
+}
+
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $name:ident: $method:ident $path:literal, $req:ty => $resp:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl Endpoint for $name {
+                const METHOD: Method = Method::$method;
+                const PATH: &'static str = $path;
+                type Request = $req;
+                type Response = $resp;
+            }
+        )*
+    };
+}
+
+endpoints! {
+    /// Cluster-wide settings and who leads.
+    ClusterInfo: Get "/v1/cluster", Empty => ClusterInfoResponse;
+    /// Attributes of an inode.
+    GetAttr: Get "/v1/getattr", InodeRequest => Attr;
+    /// Looks a name up in a directory.
+    Lookup: Get "/v1/lookup", LookupRequest => Attr;
+    /// Resolves an absolute path (symlinks are not followed).
+    Resolve: Get "/v1/resolve", ResolveRequest => Attr;
+    /// One page of a directory, in name order, with each entry's attributes.
+    ReadDir: Get "/v1/readdir", ReadDirRequest => ReadDirResponse;
+    /// Creates a regular file or FIFO; with `lease`, the caller also holds its write lease.
+    Create: Post "/v1/create", CreateRequest => Attr;
+    Mkdir: Post "/v1/mkdir", MkdirRequest => Attr;
+    Symlink: Post "/v1/symlink", SymlinkRequest => Attr;
+    ReadLink: Get "/v1/readlink", InodeRequest => ReadLinkResponse;
+    /// Adds a hard link to an existing non-directory inode.
+    Link: Post "/v1/link", LinkRequest => Attr;
+    /// Removes a non-directory entry; answers the inode's attributes after (nlink may be 0).
+    Unlink: Post "/v1/unlink", EntryRequest => Attr;
+    Rmdir: Post "/v1/rmdir", EntryRequest => Empty;
+    Rename: Post "/v1/rename", RenameRequest => Empty;
+    /// chmod, chown, utimens and truncate (`size`).
+    SetAttr: Post "/v1/setattr", SetAttrRequest => Attr;
+    StatFs: Get "/v1/statfs", Empty => StatFsResponse;
+    /// Takes the write lease on a file (re-entrant for the same client).
+    OpenWrite: Post "/v1/lease/open", LeaseRequest => OpenWriteResponse;
+    /// Renews every lease the client holds.
+    RenewLease: Post "/v1/lease/renew", RenewLeaseRequest => Empty;
+    ReleaseLease: Post "/v1/lease/release", LeaseRequest => Empty;
+    /// Allocates block `index` of a file (a new block, or a new generation of the block already
+    /// there) and the pipeline of datanodes to write it to.
+    AllocateBlock: Post "/v1/block/allocate", AllocateBlockRequest => LocatedBlock;
+    /// Makes a file's new block list and size visible, atomically.
+    Commit: Post "/v1/file/commit", CommitRequest => Attr;
+    /// The blocks of a file that overlap a byte range, with the datanodes holding each.
+    GetBlocks: Get "/v1/blocks", GetBlocksRequest => FileBlocks;
+
+    /// A datanode announces itself (at start, and when a namenode asks it to again).
+    RegisterDatanode: Post "/v1/datanode/register", RegisterDatanodeRequest => RegisterDatanodeResponse;
+    /// Periodic liveness and load; the answer carries commands from the leader.
+    Heartbeat: Post "/v1/datanode/heartbeat", HeartbeatRequest => HeartbeatResponse;
+    /// Every replica the datanode holds.
+    BlockReport: Post "/v1/datanode/block_report", BlockReportRequest => Empty;
+    /// Replicas received or deleted since the last report.
+    IncrementalBlockReport: Post "/v1/datanode/block_received", IncrementalBlockReportRequest => Empty;
+
+    /// Datanodes, capacity and block health, for `dfs admin report`.
+    AdminReport: Get "/v1/admin/report", Empty => ClusterReport;
+}
+
+/// A request or response with no fields (`{}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// A point in time, as `struct timespec`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timestamp {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+}
+
+/// An inode's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attr {
+    pub ino: InodeId,
+    pub kind: FileKind,
+    /// Permission bits, including setuid, setgid and sticky (`mode & 0o7777`).
+    pub perm: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Bytes for files, the target's length for symlinks, entry count for directories.
+    pub size: u64,
+    /// The file's block size (fixed when the file is created); 0 for other kinds.
+    pub block_size: u64,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    /// Bumped on every change to a file's contents: a client may keep cached pages of a file
+    /// while this is unchanged.
+    pub data_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InodeRequest {
+    pub ino: InodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRequest {
+    pub parent: InodeId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveRequest {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadDirRequest {
+    pub ino: InodeId,
+    /// Start after this name (the last name of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Most entries to return; the namenode caps it (at 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: Attr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadDirResponse {
+    pub entries: Vec<DirEntry>,
+    /// More entries follow the last one.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub parent: InodeId,
+    pub name: String,
+    /// `File` or `Fifo`.
+    pub kind: FileKind,
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Take the write lease on the new file for this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<ClientId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkdirRequest {
+    pub parent: InodeId,
+    pub name: String,
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymlinkRequest {
+    pub parent: InodeId,
+    pub name: String,
+    pub target: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadLinkResponse {
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub ino: InodeId,
+    pub new_parent: InodeId,
+    pub new_name: String,
+}
+
+/// Names one entry of a directory (unlink, rmdir).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRequest {
+    pub parent: InodeId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameRequest {
+    pub parent: InodeId,
+    pub name: String,
+    pub new_parent: InodeId,
+    pub new_name: String,
+    /// Fail with `EEXIST` if the target exists (`RENAME_NOREPLACE`).
+    #[serde(default)]
+    pub noreplace: bool,
+    /// Swap the two entries atomically; both must exist (`RENAME_EXCHANGE`).
+    #[serde(default)]
+    pub exchange: bool,
+}
+
+/// A time to set: the namenode's clock at the change, or a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetTime {
+    Now,
+    At(Timestamp),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttrRequest {
+    pub ino: InodeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Truncate (down or up) to this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atime: Option<SetTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<SetTime>,
+    /// The caller, if it holds the file's write lease (a truncate by anyone else while another
+    /// client holds the lease is `EBUSY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientId>,
+}
+
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFsResponse {
+    /// Raw bytes of all live datanodes (each replica counts).
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    pub inodes: u64,
+    pub default_block_size: u64,
+    pub replication: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub ino: InodeId,
+    pub client: ClientId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewLeaseRequest {
+    pub client: ClientId,
+}
+
+/// One block of a file as the namenode records it. A block `i` covers file bytes
+/// `[i * block_size, i * block_size + len)`; bytes of the file's size not covered by any block
+/// read as zeros. [`BlockInfo::HOLE`] stands for a block that was never written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub id: BlockId,
+    #[serde(rename = "gen")]
+    pub generation: Generation,
+    pub len: u64,
+}
+
+impl BlockInfo {
+    pub const HOLE: BlockInfo = BlockInfo {
+        id: BlockId(0),
+        generation: Generation(0),
+        len: 0,
+    };
+
+    pub fn is_hole(&self) -> bool {
+        self.id.0 == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWriteResponse {
+    pub attr: Attr,
+    /// The file's committed blocks, in order.
+    pub blocks: Vec<BlockInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateBlockRequest {
+    pub ino: InodeId,
+    pub client: ClientId,
+    /// Position of the block in the file.
+    pub index: u64,
+    /// Datanodes not to use (they failed for this client).
+    #[serde(default)]
+    pub exclude: Vec<DatanodeId>,
+}
+
+/// Where a datanode can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DatanodeAddr {
+    pub id: DatanodeId,
+    /// gRPC address (host:port) for block transfers.
+    pub grpc: String,
+}
+
+/// A block and the datanodes that hold it (for a read) or are to hold it (for a write, in
+/// pipeline order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedBlock {
+    pub index: u64,
+    pub block: BlockInfo,
+    pub locations: Vec<DatanodeAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    pub ino: InodeId,
+    pub client: ClientId,
+    /// The file's whole new block list, in order: committed blocks kept as they were, and
+    /// blocks this client allocated and wrote.
+    pub blocks: Vec<BlockInfo>,
+    pub size: u64,
+    /// Release the lease too (close).
+    #[serde(default)]
+    pub release: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBlocksRequest {
+    pub ino: InodeId,
+    pub offset: u64,
+    /// Bytes from `offset`; 0 means to the end of the file.
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileBlocks {
+    pub size: u64,
+    pub block_size: u64,
+    pub data_version: u64,
+    /// Blocks overlapping the range, holes left out.
+    pub blocks: Vec<LocatedBlock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamenodeRole {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfoResponse {
+    pub namenode: NamenodeId,
+    pub role: NamenodeRole,
+    /// REST address of the leader, when known.
+    pub leader: Option<String>,
+    pub default_block_size: u64,
+    pub replication: u32,
+    /// How long a write lease lasts without renewal, in milliseconds.
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDatanodeRequest {
+    pub id: DatanodeId,
+    /// gRPC address (host:port) that clients and other datanodes reach it at.
+    pub grpc_addr: String,
+    /// HTTP address (host:port) of its health and metrics endpoint.
+    pub http_addr: String,
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDatanodeResponse {
+    pub namenode: NamenodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub id: DatanodeId,
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    /// Block reads and writes in progress.
+    pub active_transfers: u32,
+    pub block_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The namenode does not know this datanode (it restarted): register and send a full block
+    /// report again.
+    pub reregister: bool,
+    pub commands: Vec<DatanodeCommand>,
+}
+
+/// Names one replica on the wire: block id and generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaRef {
+    pub id: BlockId,
+    #[serde(rename = "gen")]
+    pub generation: Generation,
+}
+
+/// Work the leader hands a datanode in a heartbeat answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DatanodeCommand {
+    /// Delete these replicas.
+    Delete { blocks: Vec<ReplicaRef> },
+    /// Copy this replica to the targets (as a pipeline, in order).
+    Replicate {
+        block: BlockInfo,
+        targets: Vec<DatanodeAddr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockReportRequest {
+    pub id: DatanodeId,
+    pub blocks: Vec<BlockInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalBlockReportRequest {
+    pub id: DatanodeId,
+    #[serde(default)]
+    pub received: Vec<BlockInfo>,
+    #[serde(default)]
+    pub deleted: Vec<ReplicaRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatanodeState {
+    Live,
+    Dead,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatanodeReport {
+    pub id: DatanodeId,
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub state: DatanodeState,
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    /// Replicas the namenode knows this datanode holds.
+    pub blocks: u64,
+    pub active_transfers: u32,
+    /// Milliseconds since its last heartbeat reached this namenode.
+    pub last_heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub datanodes: Vec<DatanodeReport>,
+    /// Sums over live datanodes.
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    /// Blocks of files (committed), and how many have fewer live replicas than wanted, or none.
+    pub blocks: u64,
+    pub under_replicated: u64,
+    pub missing: u64,
+    pub files: u64,
+    pub directories: u64,
+}
