@@ -1,0 +1,161 @@
+//! Handlers for datanode traffic (registration, heartbeats, block reports) and the cluster-wide
+//! reports (`statfs`, `admin report`). Every namenode accepts datanode traffic so that a new
+//! leader already knows the cluster; only the leader hands out commands.
+
+use super::AppState;
+use crate::namespace::ReplicaStatus;
+use dfs_proto::rest::{
+    BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, DatanodeState,
+    Empty, HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest,
+    RegisterDatanodeRequest, RegisterDatanodeResponse, StatFsResponse,
+};
+use dfs_proto::{ApiError, NamenodeId};
+use std::collections::HashSet;
+
+pub async fn register(
+    node: AppState,
+    req: RegisterDatanodeRequest,
+) -> Result<RegisterDatanodeResponse, ApiError> {
+    node.datanodes.register(&req);
+    tracing::info!(datanode = %req.id, grpc = %req.grpc_addr, "datanode registered");
+    Ok(RegisterDatanodeResponse {
+        namenode: NamenodeId(node.id),
+    })
+}
+
+pub async fn heartbeat(
+    node: AppState,
+    req: HeartbeatRequest,
+) -> Result<HeartbeatResponse, ApiError> {
+    if !node.datanodes.heartbeat(&req) {
+        return Ok(HeartbeatResponse {
+            reregister: true,
+            commands: Vec::new(),
+        });
+    }
+    let mut commands = Vec::new();
+    if node.is_leader() {
+        let deletes = node.blocks().take_deletes(&req.id);
+        if !deletes.is_empty() {
+            tracing::debug!(datanode = %req.id, count = deletes.len(), "handing out deletes");
+            commands.push(DatanodeCommand::Delete { blocks: deletes });
+        }
+    }
+    Ok(HeartbeatResponse {
+        reregister: false,
+        commands,
+    })
+}
+
+/// Classifies replicas against the local namespace (its lock is released before the block map
+/// is touched).
+fn classify(node: &AppState, blocks: Vec<BlockInfo>) -> Vec<(BlockInfo, ReplicaStatus)> {
+    node.state.read(|ns| {
+        blocks
+            .into_iter()
+            .map(|b| {
+                let status = ns.replica_status(b.id, b.generation);
+                (b, status)
+            })
+            .collect()
+    })
+}
+
+pub async fn block_report(node: AppState, req: BlockReportRequest) -> Result<Empty, ApiError> {
+    let count = req.blocks.len();
+    let report = classify(&node, req.blocks);
+    node.blocks().full_report(&req.id, &report);
+    tracing::info!(datanode = %req.id, replicas = count, "full block report");
+    Ok(Empty {})
+}
+
+pub async fn incremental_block_report(
+    node: AppState,
+    req: IncrementalBlockReportRequest,
+) -> Result<Empty, ApiError> {
+    let received = classify(&node, req.received);
+    node.blocks()
+        .incremental_report(&req.id, &received, &req.deleted);
+    Ok(Empty {})
+}
+
+pub async fn statfs(node: AppState, _: Empty) -> Result<StatFsResponse, ApiError> {
+    let inodes = node.read(|ns| Ok(ns.stats().inodes)).await?;
+    let live = node.datanodes.live();
+    Ok(StatFsResponse {
+        capacity: live.iter().fold(0, |a, d| a.saturating_add(d.capacity)),
+        used: live.iter().fold(0, |a, d| a.saturating_add(d.used)),
+        remaining: live.iter().fold(0, |a, d| a.saturating_add(d.remaining)),
+        inodes,
+        default_block_size: node.settings.block_size,
+        replication: node.settings.replication,
+    })
+}
+
+pub async fn admin_report(node: AppState, _: Empty) -> Result<ClusterReport, ApiError> {
+    let (stats, committed) = node
+        .read(|ns| Ok((ns.stats(), ns.committed_blocks().collect::<Vec<_>>())))
+        .await?;
+    let all = node.datanodes.all();
+    let live: HashSet<_> = all
+        .iter()
+        .filter(|(_, l)| *l)
+        .map(|(d, _)| d.id.clone())
+        .collect();
+    let map = node.blocks();
+    let (mut under_replicated, mut missing) = (0, 0);
+    for block in &committed {
+        let replicas = map
+            .holders(block)
+            .iter()
+            .filter(|id| live.contains(*id))
+            .count();
+        if replicas == 0 {
+            missing += 1;
+        }
+        if replicas < node.settings.replication as usize {
+            under_replicated += 1;
+        }
+    }
+    let now = std::time::Instant::now();
+    let datanodes: Vec<DatanodeReport> = all
+        .iter()
+        .map(|(d, is_live)| DatanodeReport {
+            id: d.id.clone(),
+            grpc_addr: d.grpc_addr.clone(),
+            http_addr: d.http_addr.clone(),
+            state: if *is_live {
+                DatanodeState::Live
+            } else {
+                DatanodeState::Dead
+            },
+            capacity: d.capacity,
+            used: d.used,
+            remaining: d.remaining,
+            blocks: map.replica_count(&d.id),
+            active_transfers: d.active_transfers,
+            last_heartbeat_ms: u64::try_from(
+                now.saturating_duration_since(d.last_heartbeat).as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        })
+        .collect();
+    let live_nodes = all.iter().filter(|(_, l)| *l).map(|(d, _)| d);
+    let (mut capacity, mut used, mut remaining) = (0u64, 0u64, 0u64);
+    for d in live_nodes {
+        capacity = capacity.saturating_add(d.capacity);
+        used = used.saturating_add(d.used);
+        remaining = remaining.saturating_add(d.remaining);
+    }
+    Ok(ClusterReport {
+        datanodes,
+        capacity,
+        used,
+        remaining,
+        blocks: committed.len() as u64,
+        under_replicated,
+        missing,
+        files: stats.files,
+        directories: stats.directories,
+    })
+}

@@ -1,0 +1,91 @@
+//! The namenode's REST API: every endpoint of [`dfs_proto::rest`] routed by its `PATH` and
+//! `METHOD` (GET requests from the query string, POST requests from a JSON body), plus the Raft
+//! endpoints, with JSON errors for everything that fails, including unknown routes and bodies
+//! over [`API_BODY_LIMIT`].
+
+pub mod datanode_ops;
+pub mod error;
+pub mod namespace_ops;
+
+use crate::node::Node;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dfs_proto::ApiError;
+use dfs_proto::rest::{self, Endpoint, Method};
+use error::{ApiJson, ApiQuery, HttpError};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Largest API request body: 8 MiB (a commit of a very large file's block list fits).
+pub const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub type AppState = Arc<Node>;
+
+/// Routes endpoint `E` to `handler`, which takes the typed request and answers the typed
+/// response or an [`ApiError`].
+fn route<E, F, Fut>(router: Router<AppState>, handler: F) -> Router<AppState>
+where
+    E: Endpoint,
+    F: Fn(AppState, E::Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<E::Response, ApiError>> + Send + 'static,
+{
+    match E::METHOD {
+        Method::Get => router.route(
+            E::PATH,
+            get(
+                move |State(node): State<AppState>, ApiQuery(req): ApiQuery<E::Request>| async move {
+                    handler(node, req).await.map(Json).map_err(HttpError)
+                },
+            ),
+        ),
+        Method::Post => router.route(
+            E::PATH,
+            post(
+                move |State(node): State<AppState>, ApiJson(req): ApiJson<E::Request>| async move {
+                    handler(node, req).await.map(Json).map_err(HttpError)
+                },
+            ),
+        ),
+    }
+}
+
+/// The whole HTTP surface of a namenode.
+pub fn router(node: AppState) -> Router {
+    use datanode_ops as d;
+    use namespace_ops as n;
+    let r = Router::new();
+    let r = route::<rest::ClusterInfo, _, _>(r, n::cluster_info);
+    let r = route::<rest::GetAttr, _, _>(r, n::getattr);
+    let r = route::<rest::Lookup, _, _>(r, n::lookup);
+    let r = route::<rest::Resolve, _, _>(r, n::resolve);
+    let r = route::<rest::ReadDir, _, _>(r, n::readdir);
+    let r = route::<rest::Create, _, _>(r, n::create);
+    let r = route::<rest::Mkdir, _, _>(r, n::mkdir);
+    let r = route::<rest::Symlink, _, _>(r, n::symlink);
+    let r = route::<rest::ReadLink, _, _>(r, n::readlink);
+    let r = route::<rest::Link, _, _>(r, n::link);
+    let r = route::<rest::Unlink, _, _>(r, n::unlink);
+    let r = route::<rest::Rmdir, _, _>(r, n::rmdir);
+    let r = route::<rest::Rename, _, _>(r, n::rename);
+    let r = route::<rest::SetAttr, _, _>(r, n::setattr);
+    let r = route::<rest::OpenWrite, _, _>(r, n::open_write);
+    let r = route::<rest::RenewLease, _, _>(r, n::renew_lease);
+    let r = route::<rest::ReleaseLease, _, _>(r, n::release_lease);
+    let r = route::<rest::AllocateBlock, _, _>(r, n::allocate_block);
+    let r = route::<rest::Commit, _, _>(r, n::commit);
+    let r = route::<rest::GetBlocks, _, _>(r, n::get_blocks);
+    let r = route::<rest::StatFs, _, _>(r, d::statfs);
+    let r = route::<rest::RegisterDatanode, _, _>(r, d::register);
+    let r = route::<rest::Heartbeat, _, _>(r, d::heartbeat);
+    let r = route::<rest::BlockReport, _, _>(r, d::block_report);
+    let r = route::<rest::IncrementalBlockReport, _, _>(r, d::incremental_block_report);
+    let r = route::<rest::AdminReport, _, _>(r, d::admin_report);
+
+    let raft = crate::raft::network::routes(node.raft.clone());
+    r.layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .with_state(node)
+        .merge(raft)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+}

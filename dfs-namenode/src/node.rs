@@ -1,0 +1,148 @@
+//! One running namenode as the request handlers see it: its Raft handle, the state machine to
+//! read from, and the soft datanode state. Proposing a command and making a read linearizable
+//! live here, with their mapping of Raft errors to [`ApiError`].
+
+use crate::block_map::BlockMap;
+use crate::datanodes::Datanodes;
+use crate::namespace::{Command, Namespace, Proposal, Reply};
+use crate::raft::state_machine::{StateMachine, lock_blocks};
+use crate::raft::{NodeId, Raft};
+use dfs_proto::rest::{NamenodeRole, Timestamp};
+use dfs_proto::{ApiError, ErrorCode};
+use openraft::ServerState;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Cluster-wide settings the API reports and placement uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub block_size: u64,
+    pub replication: u32,
+    pub lease_ms: u64,
+}
+
+/// Shared by every handler and background task.
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft,
+    /// The applied namespace (reads only; changes go through `raft`).
+    pub state: StateMachine,
+    pub datanodes: Datanodes,
+    /// Soft replica locations and queued delete commands. Lock order: never taken while the
+    /// namespace lock is held (see `StateMachine`).
+    pub blocks: Arc<Mutex<BlockMap>>,
+    pub settings: Settings,
+}
+
+/// The wall clock as a timestamp (the leader stamps proposals with it).
+pub fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nsec: d.subsec_nanos(),
+    }
+}
+
+impl Node {
+    pub fn blocks(&self) -> MutexGuard<'_, BlockMap> {
+        lock_blocks(&self.blocks)
+    }
+
+    /// The REST address of a namenode in the current membership.
+    fn addr_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// The leader's REST address, when one is known.
+    pub fn leader_addr(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        leader.and_then(|id| self.addr_of(id))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    pub fn role(&self) -> NamenodeRole {
+        match self.raft.metrics().borrow().state {
+            ServerState::Leader => NamenodeRole::Leader,
+            ServerState::Candidate => NamenodeRole::Candidate,
+            ServerState::Learner => NamenodeRole::Learner,
+            ServerState::Follower | ServerState::Shutdown => NamenodeRole::Follower,
+        }
+    }
+
+    /// Fails with `NOT_LEADER` (and the leader's address) unless this node leads.
+    pub fn require_leader(&self) -> Result<(), ApiError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(ApiError::not_leader(self.leader_addr()))
+        }
+    }
+
+    /// Proposes a command stamped with this node's clock and waits until it is committed and
+    /// applied; answers what the namespace answered.
+    pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
+        let proposal = Proposal { now: now(), cmd };
+        match self.raft.client_write(proposal).await {
+            Ok(resp) => resp.data,
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ApiError::not_leader(
+                    f.leader_node
+                        .map(|n| n.addr)
+                        .or_else(|| f.leader_id.and_then(|id| self.addr_of(id))),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "proposal failed");
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("the change could not be replicated: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Runs a read on the namespace after confirming leadership with a quorum and catching up
+    /// with the log, so the read sees every acknowledged change.
+    pub async fn read<T>(
+        &self,
+        f: impl FnOnce(&Namespace) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => self.state.read(f),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fw))) => {
+                Err(ApiError::not_leader(
+                    fw.leader_node
+                        .map(|n| n.addr)
+                        .or_else(|| self.leader_addr()),
+                ))
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q))) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("no quorum: {q}"),
+            )),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("namenode is not serving: {e}"),
+            )),
+        }
+    }
+}
+
+/// The namespace answered with an unexpected kind of reply (a bug, not a user error).
+pub fn unexpected(reply: Reply) -> ApiError {
+    ApiError::new(
+        ErrorCode::Io,
+        format!("internal error: unexpected namespace reply {reply:?}"),
+    )
+}
