@@ -1,0 +1,284 @@
+//! Where the client finds the namenodes, and its timeouts.
+//!
+//! Discovery order: the `--namenodes` flag, env `DFS_NAMENODES`, the TOML file at `$DFS_CONFIG`,
+//! `$XDG_CONFIG_HOME/dfs/client.toml`, `~/.config/dfs/client.toml`, `/etc/dfs/client.toml`.
+//! The logic takes the environment as a parameter so that tests never touch the process env.
+
+use crate::error::{Error, Result};
+use dfs_proto::ClientId;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The system-wide configuration file, the last place discovery looks.
+pub const SYSTEM_CONFIG: &str = "/etc/dfs/client.toml";
+
+/// How the client reaches the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// REST addresses (host:port) of every namenode; any of them leads to the leader.
+    pub namenodes: Vec<String>,
+    /// Longest a single REST request may take.
+    pub request_timeout: Duration,
+    /// How long a call keeps looking for a leader (across elections) before giving up.
+    pub failover_timeout: Duration,
+    /// This process's identity as a lease holder.
+    pub client_id: ClientId,
+}
+
+/// The TOML file's contents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    namenodes: Vec<String>,
+    #[serde(default)]
+    request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    failover_timeout_ms: Option<u64>,
+}
+
+impl ClientConfig {
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A configuration with default timeouts and a fresh client id.
+    pub fn new(namenodes: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            namenodes,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            failover_timeout: Self::DEFAULT_FAILOVER_TIMEOUT,
+            client_id: new_client_id(),
+        }
+    }
+
+    /// Finds the namenodes from `flag` (a comma-separated list), the process environment, or
+    /// a configuration file.
+    pub fn discover(flag: Option<&str>) -> Result<ClientConfig> {
+        discover_with(flag, |k| std::env::var(k).ok(), Path::new(SYSTEM_CONFIG))
+    }
+}
+
+/// [`ClientConfig::discover`] with the environment and the system file given explicitly.
+pub fn discover_with(
+    flag: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    system_file: &Path,
+) -> Result<ClientConfig> {
+    if let Some(list) = flag.filter(|s| !s.trim().is_empty()) {
+        return from_list(list, "--namenodes");
+    }
+    if let Some(list) = env("DFS_NAMENODES").filter(|s| !s.trim().is_empty()) {
+        return from_list(&list, "DFS_NAMENODES");
+    }
+    if let Some(path) = env("DFS_CONFIG").filter(|s| !s.is_empty()) {
+        // Named explicitly: a missing file is an error, not a reason to look elsewhere.
+        return from_file(Path::new(&path));
+    }
+    let mut candidates = Vec::new();
+    if let Some(xdg) = env("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
+        candidates.push(PathBuf::from(xdg).join("dfs/client.toml"));
+    }
+    if let Some(home) = env("HOME").filter(|s| !s.is_empty()) {
+        candidates.push(PathBuf::from(home).join(".config/dfs/client.toml"));
+    }
+    candidates.push(system_file.to_path_buf());
+    for path in &candidates {
+        if path.is_file() {
+            return from_file(path);
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::Config(format!(
+        "no namenode addresses: give --namenodes host:port[,host:port...], set DFS_NAMENODES, \
+         set DFS_CONFIG to a TOML file, or write `namenodes = [\"host:port\"]` to one of: {}",
+        tried.join(", ")
+    )))
+}
+
+fn from_list(list: &str, source: &str) -> Result<ClientConfig> {
+    let namenodes = parse_addrs(list.split(','), source)?;
+    Ok(ClientConfig::new(namenodes))
+}
+
+fn from_file(path: &Path) -> Result<ClientConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::local(path, e))?;
+    let file: ConfigFile =
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let source = path.display().to_string();
+    let mut config = ClientConfig::new(parse_addrs(file.namenodes.iter(), &source)?);
+    if let Some(ms) = file.request_timeout_ms {
+        config.request_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.failover_timeout_ms {
+        config.failover_timeout = Duration::from_millis(ms);
+    }
+    Ok(config)
+}
+
+/// Trims each address, drops an `http://` prefix, and refuses an empty list or an address
+/// without a port.
+fn parse_addrs<S: AsRef<str>>(items: impl Iterator<Item = S>, source: &str) -> Result<Vec<String>> {
+    let mut addrs = Vec::new();
+    for item in items {
+        let addr = item.as_ref().trim();
+        let addr = addr
+            .strip_prefix("http://")
+            .unwrap_or(addr)
+            .trim_end_matches('/');
+        if addr.is_empty() {
+            continue;
+        }
+        if !addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        {
+            return Err(Error::Config(format!(
+                "{source}: namenode address '{addr}' is not host:port"
+            )));
+        }
+        addrs.push(addr.to_string());
+    }
+    if addrs.is_empty() {
+        return Err(Error::Config(format!("{source}: no namenode addresses")));
+    }
+    Ok(addrs)
+}
+
+/// `hostname-pid-random`: unique per process, and readable in the namenode's lease table.
+pub fn new_client_id() -> ClientId {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    ClientId(format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn write(dir: &Path, rel: &str, addrs: &str) -> PathBuf {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(&path, format!("namenodes = [{addrs}]\n")).expect("write config");
+        path
+    }
+
+    #[test]
+    fn flag_beats_env_beats_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write(dir.path(), "explicit.toml", "\"file:1\"");
+        let cfg = cfg.to_string_lossy().to_string();
+        let sys = dir.path().join("none.toml");
+        let vars = env(&[("DFS_NAMENODES", "env:1, env:2"), ("DFS_CONFIG", &cfg)]);
+        let c = discover_with(Some("flag:1,http://flag:2/"), &vars, &sys).expect("flag");
+        assert_eq!(c.namenodes, ["flag:1", "flag:2"]);
+        let c = discover_with(None, &vars, &sys).expect("env");
+        assert_eq!(c.namenodes, ["env:1", "env:2"]);
+        let c = discover_with(None, env(&[("DFS_CONFIG", &cfg)]), &sys).expect("file");
+        assert_eq!(c.namenodes, ["file:1"]);
+    }
+
+    #[test]
+    fn xdg_then_home_then_system_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let xdg = dir.path().join("xdg");
+        let home = dir.path().join("home");
+        let sys = write(dir.path(), "etc/client.toml", "\"sys:1\"");
+        let vars = |x: &Path, h: &Path| {
+            env(&[
+                ("XDG_CONFIG_HOME", &x.to_string_lossy()),
+                ("HOME", &h.to_string_lossy()),
+            ])
+        };
+        assert_eq!(
+            discover_with(None, vars(&xdg, &home), &sys)
+                .expect("sys")
+                .namenodes,
+            ["sys:1"]
+        );
+        write(&home, ".config/dfs/client.toml", "\"home:1\"");
+        assert_eq!(
+            discover_with(None, vars(&xdg, &home), &sys)
+                .expect("home")
+                .namenodes,
+            ["home:1"]
+        );
+        write(&xdg, "dfs/client.toml", "\"xdg:1\", \"xdg:2\"");
+        assert_eq!(
+            discover_with(None, vars(&xdg, &home), &sys)
+                .expect("xdg")
+                .namenodes,
+            ["xdg:1", "xdg:2"]
+        );
+    }
+
+    #[test]
+    fn nothing_found_names_every_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sys = dir.path().join("etc/client.toml");
+        let home = dir.path().join("home");
+        let err = discover_with(None, env(&[("HOME", &home.to_string_lossy())]), &sys)
+            .expect_err("nothing configured");
+        let msg = err.to_string();
+        for needle in [
+            "--namenodes",
+            "DFS_NAMENODES",
+            "DFS_CONFIG",
+            ".config/dfs/client.toml",
+        ] {
+            assert!(msg.contains(needle), "{msg} should mention {needle}");
+        }
+        assert!(msg.contains(&sys.to_string_lossy().to_string()));
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        let sys = Path::new("/nonexistent/client.toml");
+        assert!(discover_with(Some("nohost"), env(&[]), sys).is_err());
+        assert!(discover_with(Some("h:notaport"), env(&[]), sys).is_err());
+        let missing = env(&[("DFS_CONFIG", "/nonexistent/dfs.toml")]);
+        assert!(matches!(
+            discover_with(None, missing, sys),
+            Err(Error::LocalIo { .. })
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "namenodes = 3\n").expect("write");
+        let vars = env(&[("DFS_CONFIG", &bad.to_string_lossy())]);
+        assert!(matches!(
+            discover_with(None, vars, sys),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn file_timeouts_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "namenodes = [\"a:1\"]\nrequest_timeout_ms = 500\nfailover_timeout_ms = 2000\n",
+        )
+        .expect("write");
+        let vars = env(&[("DFS_CONFIG", &path.to_string_lossy())]);
+        let c = discover_with(None, vars, Path::new("/nonexistent")).expect("file");
+        assert_eq!(c.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.failover_timeout, Duration::from_secs(2));
+        assert!(c.client_id.0.split('-').count() >= 3);
+    }
+}

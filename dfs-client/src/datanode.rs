@@ -1,0 +1,43 @@
+//! gRPC channels to datanodes: one lazily connected `Channel` per address, shared by every
+//! transfer (tonic multiplexes streams over it and reconnects on its own).
+
+use crate::error::{Error, Result};
+use dashmap::DashMap;
+use dfs_proto::MAX_GRPC_MESSAGE;
+use dfs_proto::grpc::data_transfer_client::DataTransferClient;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long to wait for a TCP connection to a datanode before trying another.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+pub(crate) struct DatanodePool {
+    channels: DashMap<String, Channel>,
+}
+
+impl DatanodePool {
+    /// A client for the datanode at `addr` (host:port), with message limits raised for 1 MiB
+    /// chunks.
+    pub(crate) fn client(&self, addr: &str) -> Result<DataTransferClient<Channel>> {
+        let channel = match self.channels.get(addr) {
+            Some(ch) => ch.clone(),
+            None => {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|source| Error::DatanodeAddr {
+                        addr: addr.to_string(),
+                        source,
+                    })?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true);
+                self.channels
+                    .entry(addr.to_string())
+                    .or_insert_with(|| endpoint.connect_lazy())
+                    .clone()
+            }
+        };
+        Ok(DataTransferClient::new(channel)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE))
+    }
+}

@@ -1,0 +1,23 @@
+//! The dfs client library: namenode REST calls with leader finding, block writes down datanode
+//! pipelines, verified reads with replica failover, path-level operations, and the `dfs` CLI.
+//!
+//! Start with [`ClientConfig::discover`] and [`Client::new`]; [`Client::call`] sends any typed
+//! [`dfs_proto::rest::Endpoint`]; [`FileWriter`] and [`FileReader`] move file data; the methods in
+//! [`ops`] work on paths (`put`, `get`, `list`, `mkdir`, `remove`, `rename`, ...).
+
+pub mod cli;
+mod client;
+pub mod config;
+mod datanode;
+pub mod error;
+mod lease;
+mod namenode;
+pub mod ops;
+mod reader;
+mod writer;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{Error, Result};
+pub use reader::FileReader;
+pub use writer::FileWriter;

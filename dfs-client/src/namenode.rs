@@ -1,0 +1,172 @@
+//! Calls to the namenodes' REST API: typed requests, `ApiError` bodies, and finding the leader.
+//!
+//! Any namenode answers; a follower answers `NOT_LEADER` with the leader's address when it knows
+//! it. A call follows that hint, tries the other namenodes when one cannot be reached or has no
+//! leader yet (`UNAVAILABLE`), backs off after each full round, and gives up after the failover
+//! timeout. The namenode that last answered is remembered and asked first next time.
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use dfs_proto::rest::{Endpoint, Method};
+use dfs_proto::{ApiError, ErrorCode};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::debug;
+
+/// First pause after a round of namenodes that all failed; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long to wait for a TCP connection to a namenode.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The namenodes of one cluster and the HTTP client shared by every call.
+pub(crate) struct Namenodes {
+    http: reqwest::Client,
+    addrs: Vec<String>,
+    failover_timeout: Duration,
+    /// The namenode to ask first: the last one that answered (or the leader it named).
+    leader: Mutex<String>,
+}
+
+impl Namenodes {
+    pub(crate) fn new(config: &ClientConfig) -> Result<Namenodes> {
+        let first = config
+            .namenodes
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Config("no namenode addresses configured".to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|source| Error::Transport {
+                addr: first.clone(),
+                source,
+            })?;
+        Ok(Namenodes {
+            http,
+            addrs: config.namenodes.clone(),
+            failover_timeout: config.failover_timeout,
+            leader: Mutex::new(first),
+        })
+    }
+
+    /// The namenode calls go to first.
+    pub(crate) fn current_leader(&self) -> String {
+        self.leader
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_leader(&self, addr: &str) {
+        let mut leader = self.leader.lock().unwrap_or_else(|p| p.into_inner());
+        if *leader != addr {
+            debug!(namenode = addr, "following new namenode leader");
+            *leader = addr.to_string();
+        }
+    }
+
+    /// The configured namenode after `addr` (wrapping), or the first if `addr` is not one.
+    fn after(&self, addr: &str) -> String {
+        let next = match self.addrs.iter().position(|a| a == addr) {
+            Some(i) => (i + 1) % self.addrs.len(),
+            None => 0,
+        };
+        self.addrs[next].clone()
+    }
+
+    /// Sends `req` to the leader, following hints and failing over as described above.
+    pub(crate) async fn call<E: Endpoint>(&self, req: &E::Request) -> Result<E::Response> {
+        let deadline = Instant::now() + self.failover_timeout;
+        let mut target = self.current_leader();
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries_this_round = 0;
+        loop {
+            let err = match self.call_once::<E>(&target, req).await {
+                Ok(resp) => {
+                    self.set_leader(&target);
+                    return Ok(resp);
+                }
+                Err(err) => err,
+            };
+            let next = match &err {
+                Error::Api(ApiError {
+                    code: ErrorCode::NotLeader,
+                    leader: Some(hint),
+                    ..
+                }) if *hint != target => hint.clone(),
+                Error::Api(ApiError {
+                    code: ErrorCode::NotLeader | ErrorCode::Unavailable,
+                    ..
+                }) => self.after(&target),
+                Error::Transport { source, .. } if worth_retrying(E::METHOD, source) => {
+                    self.after(&target)
+                }
+                Error::Http {
+                    status: 502..=504, ..
+                } => self.after(&target),
+                _ => return Err(err),
+            };
+            debug!(namenode = %target, next = %next, path = E::PATH, error = %err, "retrying at another namenode");
+            tries_this_round += 1;
+            if tries_this_round >= self.addrs.len() {
+                tries_this_round = 0;
+                if Instant::now() + backoff >= deadline {
+                    return Err(Error::NoLeader {
+                        timeout: self.failover_timeout,
+                        last: err.to_string(),
+                    });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NoLeader {
+                    timeout: self.failover_timeout,
+                    last: err.to_string(),
+                });
+            }
+            target = next;
+        }
+    }
+
+    /// One request to one namenode.
+    async fn call_once<E: Endpoint>(&self, addr: &str, req: &E::Request) -> Result<E::Response> {
+        let url = format!("http://{addr}{}", E::PATH);
+        let builder = match E::METHOD {
+            Method::Get => self.http.get(url).query(req),
+            Method::Post => self.http.post(url).json(req),
+        };
+        let transport = |source| Error::Transport {
+            addr: addr.to_string(),
+            source,
+        };
+        let resp = builder.send().await.map_err(transport)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| Error::Http {
+                addr: addr.to_string(),
+                status: status.as_u16(),
+                body: format!("unreadable {} response: {e}", E::PATH),
+            });
+        }
+        match serde_json::from_slice::<ApiError>(&body) {
+            Ok(api) => Err(Error::Api(api)),
+            Err(_) => Err(Error::Http {
+                addr: addr.to_string(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
+        }
+    }
+}
+
+/// Whether a failed request may be sent to another namenode. A refused connection never reached
+/// anyone, so any request may be retried; a request that failed in flight is retried only when it
+/// changes nothing (GET), since a POST may have been applied.
+fn worth_retrying(method: Method, err: &reqwest::Error) -> bool {
+    err.is_connect() || (method == Method::Get && (err.is_timeout() || err.is_request()))
+}
