@@ -1,0 +1,494 @@
+//! The replicas this datanode holds, on local disk.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! datanode_id                       this node's identity (random hex, created once)
+//! lock                              held (flock) while a datanode uses the directory
+//! current/<xx>/blk_<id>_<gen>       replica data, xx = format!("{:02x}", id % 256)
+//! current/<xx>/blk_<id>_<gen>.meta  its checksum sidecar (see `sidecar`)
+//! tmp/                              writes in progress (emptied at start)
+//! quarantine/                       files found damaged at start, kept for inspection
+//! ```
+//!
+//! A write goes to `tmp/`, is fsynced, and is moved into `current/` sidecar first, then data,
+//! with [`durable_rename`]. Paths are only ever built from numeric ids. Every method does
+//! blocking file I/O: call them from `spawn_blocking` or a dedicated thread.
+
+use crate::durable::{durable_rename, fsync_dir, write_durably};
+use crate::sidecar::Sidecar;
+use crate::space::{self, Space, SpaceLimits};
+use bytes::Bytes;
+use dfs_proto::checksum::CHECKSUM_CHUNK;
+use dfs_proto::grpc::DataChunk;
+use dfs_proto::rest::{BlockInfo, ReplicaRef};
+use dfs_proto::{BlockId, DatanodeId, Generation};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+mod scan;
+#[cfg(test)]
+mod tests;
+
+/// What went wrong with a block store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("replica {0} not found on this datanode")]
+    NotFound(Replica),
+    #[error("replica {0} already exists or is being written")]
+    AlreadyExists(Replica),
+    #[error("not enough space for replica {replica}: {needed} bytes wanted, {remaining} remaining")]
+    NoSpace {
+        replica: Replica,
+        needed: u64,
+        remaining: u64,
+    },
+    #[error("offset {offset} is beyond the end of replica {replica} ({length} bytes)")]
+    OutOfRange {
+        replica: Replica,
+        offset: u64,
+        length: u64,
+    },
+    #[error("replica {replica} is damaged: {reason}")]
+    Corrupt { replica: Replica, reason: String },
+    #[error("{0} is not a valid datanode_id file")]
+    BadIdentity(PathBuf),
+    #[error("data directory {0} is in use by another datanode")]
+    Locked(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Adds a verb phrase to an I/O error.
+trait IoContext<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Io { context, source })
+    }
+}
+
+/// One replica: a block id and a generation stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Replica {
+    pub id: BlockId,
+    pub generation: Generation,
+}
+
+impl std::fmt::Display for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blk_{}_{}", self.id, self.generation)
+    }
+}
+
+impl From<ReplicaRef> for Replica {
+    fn from(r: ReplicaRef) -> Replica {
+        Replica {
+            id: r.id,
+            generation: r.generation,
+        }
+    }
+}
+
+impl From<Replica> for ReplicaRef {
+    fn from(r: Replica) -> ReplicaRef {
+        ReplicaRef {
+            id: r.id,
+            generation: r.generation,
+        }
+    }
+}
+
+impl Replica {
+    /// The file name of the replica's data (also its `Display`).
+    fn file_name(&self) -> String {
+        self.to_string()
+    }
+
+    fn subdir(&self) -> String {
+        format!("{:02x}", self.id.0 % 256)
+    }
+
+    pub fn info(&self, len: u64) -> BlockInfo {
+        BlockInfo {
+            id: self.id,
+            generation: self.generation,
+            len,
+        }
+    }
+}
+
+/// The mutable part of the store.
+#[derive(Default)]
+struct State {
+    /// Every replica in `current/`, with its length.
+    replicas: HashMap<Replica, u64>,
+    /// Replicas being written now (a second write of one is refused).
+    writing: HashSet<Replica>,
+    /// Sum of the expected lengths of writes in progress, taken off the remaining space.
+    pending: u64,
+}
+
+/// The block store of one data directory.
+pub struct BlockStore {
+    data_dir: PathBuf,
+    current: PathBuf,
+    tmp: PathBuf,
+    id: DatanodeId,
+    limits: SpaceLimits,
+    state: Mutex<State>,
+    /// Holds the directory's `flock` for as long as the store is open.
+    _lock: File,
+}
+
+impl BlockStore {
+    /// Opens (creating if needed) the data directory: loads or creates the identity, empties
+    /// `tmp/`, and scans `current/`, quarantining damaged replicas.
+    pub fn open(data_dir: &Path, limits: SpaceLimits) -> Result<Arc<BlockStore>, StoreError> {
+        let current = data_dir.join("current");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(data_dir).context("create the data directory")?;
+        let lock = lock_dir(data_dir)?;
+        std::fs::create_dir_all(&current).context("create the current directory")?;
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).context("empty the tmp directory")?;
+        }
+        std::fs::create_dir_all(&tmp).context("create the tmp directory")?;
+        for sub in 0..256u32 {
+            std::fs::create_dir_all(current.join(format!("{sub:02x}")))
+                .context("create a block subdirectory")?;
+        }
+        fsync_dir(&current).context("sync the current directory")?;
+        fsync_dir(data_dir).context("sync the data directory")?;
+        let id = load_or_create_id(data_dir, &tmp)?;
+        let replicas = scan::scan(&current, &data_dir.join("quarantine"))?;
+        tracing::info!(data_dir = %data_dir.display(), datanode_id = %id, replicas = replicas.len(), "block store opened");
+        Ok(Arc::new(BlockStore {
+            data_dir: data_dir.to_path_buf(),
+            current,
+            tmp,
+            id,
+            limits,
+            state: Mutex::new(State {
+                replicas,
+                ..State::default()
+            }),
+            _lock: lock,
+        }))
+    }
+
+    pub fn datanode_id(&self) -> &DatanodeId {
+        &self.id
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated (each update is
+        // one insert or remove), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn data_path(&self, r: Replica) -> PathBuf {
+        self.current.join(r.subdir()).join(r.file_name())
+    }
+
+    fn meta_path(&self, r: Replica) -> PathBuf {
+        self.current
+            .join(r.subdir())
+            .join(format!("{}.meta", r.file_name()))
+    }
+
+    /// Every replica held, for a full block report.
+    pub fn list(&self) -> Vec<BlockInfo> {
+        let mut all: Vec<BlockInfo> = self
+            .state()
+            .replicas
+            .iter()
+            .map(|(r, len)| r.info(*len))
+            .collect();
+        all.sort_by_key(|b| (b.id, b.generation));
+        all
+    }
+
+    pub fn block_count(&self) -> u64 {
+        self.state().replicas.len() as u64
+    }
+
+    pub fn contains(&self, r: Replica) -> bool {
+        self.state().replicas.contains_key(&r)
+    }
+
+    pub fn space(&self) -> Result<Space, StoreError> {
+        let (used, pending) = {
+            let st = self.state();
+            (st.replicas.values().sum::<u64>(), st.pending)
+        };
+        space::measure(&self.data_dir, self.limits, used, pending).context("measure free space")
+    }
+
+    /// Starts writing a new replica. Refused if the replica exists or is being written, or if
+    /// there is less room than `expected_length`.
+    pub fn create(
+        self: &Arc<Self>,
+        r: Replica,
+        expected_length: u64,
+    ) -> Result<BlockWriter, StoreError> {
+        let remaining = self.space()?.remaining;
+        {
+            let mut st = self.state();
+            if st.replicas.contains_key(&r) || st.writing.contains(&r) {
+                return Err(StoreError::AlreadyExists(r));
+            }
+            if remaining < expected_length || remaining == 0 {
+                return Err(StoreError::NoSpace {
+                    replica: r,
+                    needed: expected_length,
+                    remaining,
+                });
+            }
+            st.writing.insert(r);
+            st.pending += expected_length;
+        }
+        let mut writer = BlockWriter {
+            store: Arc::clone(self),
+            replica: r,
+            expected_length,
+            tmp_data: self.tmp.join(r.file_name()),
+            tmp_meta: self.tmp.join(format!("{}.meta", r.file_name())),
+            file: None,
+            length: 0,
+            crcs: Vec::new(),
+            finished: false,
+        };
+        // On error the writer's Drop releases the reservation.
+        writer.file =
+            Some(File::create(&writer.tmp_data).context("create a temporary block file")?);
+        Ok(writer)
+    }
+
+    /// Opens a replica for reading.
+    pub fn open_reader(&self, r: Replica) -> Result<BlockReader, StoreError> {
+        if !self.contains(r) {
+            return Err(StoreError::NotFound(r));
+        }
+        let file = match File::open(self.data_path(r)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(r)),
+            Err(e) => return Err(e).context("open a block file"),
+        };
+        let meta = match std::fs::read(self.meta_path(r)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(r)),
+            Err(e) => return Err(e).context("read a block sidecar"),
+        };
+        let corrupt = |reason: String| StoreError::Corrupt { replica: r, reason };
+        let sidecar = Sidecar::decode(&meta).map_err(|e| corrupt(e.to_string()))?;
+        let on_disk = file.metadata().context("stat a block file")?.len();
+        if on_disk != sidecar.length {
+            return Err(corrupt(format!(
+                "data file has {on_disk} bytes, its sidecar says {}",
+                sidecar.length
+            )));
+        }
+        Ok(BlockReader {
+            replica: r,
+            file,
+            sidecar,
+        })
+    }
+
+    /// Removes a replica (data and sidecar). Answers whether it was there.
+    pub fn delete(&self, r: Replica) -> Result<bool, StoreError> {
+        let had = self.state().replicas.remove(&r).is_some();
+        let mut removed_any = false;
+        for path in [self.data_path(r), self.meta_path(r)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed_any = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).context("remove a block file"),
+            }
+        }
+        if removed_any {
+            fsync_dir(&self.current.join(r.subdir())).context("sync a block directory")?;
+        }
+        Ok(had || removed_any)
+    }
+}
+
+/// Takes an exclusive `flock` on `<data_dir>/lock`, so two datanodes never share a directory.
+fn lock_dir(data_dir: &Path) -> Result<File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("lock"))
+        .context("open the data directory lock")?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Err(StoreError::Locked(data_dir.to_path_buf()));
+        }
+        return Err(err).context("lock the data directory");
+    }
+    Ok(file)
+}
+
+/// Reads the node's identity, creating it at first start.
+fn load_or_create_id(data_dir: &Path, tmp: &Path) -> Result<DatanodeId, StoreError> {
+    let path = data_dir.join("datanode_id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(StoreError::BadIdentity(path));
+            }
+            Ok(DatanodeId(id.to_string()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let id = format!("{:032x}", rand::random::<u128>());
+            write_durably(
+                &tmp.join("datanode_id"),
+                &path,
+                format!("{id}\n").as_bytes(),
+            )
+            .context("write the datanode_id file")?;
+            tracing::info!(datanode_id = %id, "created a new datanode identity");
+            Ok(DatanodeId(id))
+        }
+        Err(e) => Err(e).context("read the datanode_id file"),
+    }
+}
+
+/// A replica being written in `tmp/`. Dropped without [`BlockWriter::finish`], it leaves
+/// nothing behind.
+pub struct BlockWriter {
+    store: Arc<BlockStore>,
+    replica: Replica,
+    expected_length: u64,
+    tmp_data: PathBuf,
+    tmp_meta: PathBuf,
+    file: Option<File>,
+    length: u64,
+    /// The CRC of every 64 KiB piece, as the writer sent them (already verified).
+    crcs: Vec<u32>,
+    finished: bool,
+}
+
+impl BlockWriter {
+    pub fn replica(&self) -> Replica {
+        self.replica
+    }
+
+    /// Appends a verified chunk: `data` at the current end, with its piece checksums.
+    pub fn append(&mut self, data: &[u8], crcs: &[u32]) -> Result<(), StoreError> {
+        let file = self.file.as_mut().ok_or_else(|| StoreError::Io {
+            context: "append to a block",
+            source: io::Error::other("writer already closed"),
+        })?;
+        file.write_all(data).context("write a block file")?;
+        self.length += data.len() as u64;
+        self.crcs.extend_from_slice(crcs);
+        Ok(())
+    }
+
+    /// Bytes appended so far.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Makes the replica durable and visible: sidecar, fsync, rename into `current/`.
+    pub fn finish(mut self) -> Result<BlockInfo, StoreError> {
+        if let Some(file) = self.file.take() {
+            file.sync_all().context("sync a block file")?;
+        }
+        let sidecar = Sidecar {
+            length: self.length,
+            crcs: std::mem::take(&mut self.crcs),
+        };
+        std::fs::write(&self.tmp_meta, sidecar.encode()).context("write a block sidecar")?;
+        let store = Arc::clone(&self.store);
+        durable_rename(&self.tmp_meta, &store.meta_path(self.replica))
+            .context("move a block sidecar into place")?;
+        durable_rename(&self.tmp_data, &store.data_path(self.replica))
+            .context("move a block file into place")?;
+        store.state().replicas.insert(self.replica, self.length);
+        self.finished = true;
+        Ok(self.replica.info(self.length))
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.file = None;
+            let _ = std::fs::remove_file(&self.tmp_data);
+            let _ = std::fs::remove_file(&self.tmp_meta);
+            // A sidecar may already have been moved when a later step failed.
+            if !self.store.contains(self.replica) {
+                let _ = std::fs::remove_file(self.store.meta_path(self.replica));
+            }
+        }
+        let mut st = self.store.state();
+        st.writing.remove(&self.replica);
+        st.pending = st.pending.saturating_sub(self.expected_length);
+    }
+}
+
+/// An open replica with its checksums.
+pub struct BlockReader {
+    replica: Replica,
+    file: File,
+    sidecar: Sidecar,
+}
+
+impl BlockReader {
+    pub fn length(&self) -> u64 {
+        self.sidecar.length
+    }
+
+    /// Reads up to `max` bytes starting at `offset` (a multiple of 64 KiB), with the stored
+    /// checksum of each piece.
+    pub fn read_chunk(&self, offset: u64, max: usize) -> Result<DataChunk, StoreError> {
+        let length = self.length();
+        if offset > length || !offset.is_multiple_of(CHECKSUM_CHUNK as u64) {
+            return Err(StoreError::OutOfRange {
+                replica: self.replica,
+                offset,
+                length,
+            });
+        }
+        let len = (length - offset).min(max as u64) as usize;
+        let mut data = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut data, offset)
+            .context("read a block file")?;
+        let first = (offset / CHECKSUM_CHUNK as u64) as usize;
+        let count = len.div_ceil(CHECKSUM_CHUNK);
+        let crcs = self
+            .sidecar
+            .crcs
+            .get(first..first + count)
+            .ok_or_else(|| StoreError::Corrupt {
+                replica: self.replica,
+                reason: "sidecar has too few checksums".to_string(),
+            })?
+            .to_vec();
+        Ok(DataChunk {
+            offset,
+            data: Bytes::from(data),
+            crc32c: crcs,
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! The datanode's configuration: command-line flags (each also readable from a `DFS_DATANODE_*`
+//! environment variable), an optional TOML file with the same keys in snake_case, and defaults.
+//! A flag wins over the file; the file wins over the default. Unknown file keys are an error.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the datanode needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// REST addresses (host:port) of every namenode.
+    pub namenodes: Vec<String>,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Host clients and peers use to reach this node; `None` = the gRPC listener's IP
+    /// (127.0.0.1 when that is unspecified).
+    pub advertise_host: Option<String>,
+    pub heartbeat_interval: Duration,
+    pub block_report_interval: Duration,
+    /// Cap on the capacity reported, in bytes.
+    pub capacity: Option<u64>,
+    /// Bytes of the file system kept free.
+    pub reserved: u64,
+}
+
+pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9866";
+pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:9864";
+pub const DEFAULT_RESERVED: u64 = 256 * 1024 * 1024;
+
+impl Config {
+    /// A configuration with defaults, for tests and embedding.
+    pub fn new(data_dir: impl Into<PathBuf>, namenodes: Vec<String>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            namenodes,
+            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9866)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 9864)),
+            advertise_host: None,
+            heartbeat_interval: Duration::from_secs(3),
+            block_report_interval: Duration::from_secs(600),
+            capacity: None,
+            reserved: DEFAULT_RESERVED,
+        }
+    }
+
+    /// Merges flags over the file named by `--config` (if any) over defaults.
+    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = cli
+            .data_dir
+            .or(file.data_dir)
+            .ok_or(ConfigError::Missing("data-dir"))?;
+        let namenodes = match cli.namenodes {
+            Some(list) => list,
+            None => file.namenodes.ok_or(ConfigError::Missing("namenodes"))?,
+        };
+        if namenodes.is_empty() {
+            return Err(ConfigError::Missing("namenodes"));
+        }
+        if namenodes.iter().any(|n| n.trim().is_empty()) {
+            return Err(ConfigError::Invalid("--namenodes holds an empty address"));
+        }
+        let mut config = Config::new(data_dir, namenodes);
+        if let Some(v) = cli.grpc_listen.or(file.grpc_listen) {
+            config.grpc_listen = v;
+        }
+        if let Some(v) = cli.http_listen.or(file.http_listen) {
+            config.http_listen = v;
+        }
+        config.advertise_host = cli.advertise_host.or(file.advertise_host);
+        if let Some(v) = cli.heartbeat_interval.or(file.heartbeat_interval) {
+            config.heartbeat_interval = v;
+        }
+        if let Some(v) = cli.block_report_interval.or(file.block_report_interval) {
+            config.block_report_interval = v;
+        }
+        config.capacity = cli.capacity.or(file.capacity).map(|b| b.0);
+        if let Some(v) = cli.reserved.or(file.reserved) {
+            config.reserved = v.0;
+        }
+        if config.heartbeat_interval.is_zero() || config.block_report_interval.is_zero() {
+            return Err(ConfigError::Invalid("intervals must be longer than zero"));
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parse config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("--{0} is required (as a flag, environment variable or config key)")]
+    Missing(&'static str),
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Command-line flags. Every flag is optional here so that the file can supply it.
+#[derive(Debug, Default, clap::Parser)]
+#[command(name = "dfs-datanode", version, about = "dfs block server")]
+pub struct Cli {
+    /// Directory holding this node's blocks and identity.
+    #[arg(long, env = "DFS_DATANODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// REST addresses of every namenode, comma separated (host:port,...).
+    #[arg(long, env = "DFS_DATANODE_NAMENODES", value_delimiter = ',')]
+    pub namenodes: Option<Vec<String>>,
+    /// gRPC listen address [default: 0.0.0.0:9866].
+    #[arg(long, env = "DFS_DATANODE_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// HTTP (health) listen address [default: 0.0.0.0:9864].
+    #[arg(long, env = "DFS_DATANODE_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Host clients and peers reach this node at [default: the gRPC listen IP, or 127.0.0.1].
+    #[arg(long, env = "DFS_DATANODE_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Time between heartbeats, e.g. 3s [default: 3s].
+    #[arg(long, env = "DFS_DATANODE_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+    /// Time between full block reports [default: 10m].
+    #[arg(long, env = "DFS_DATANODE_BLOCK_REPORT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub block_report_interval: Option<Duration>,
+    /// Cap on the capacity reported, e.g. 10GiB [default: the file system's size].
+    #[arg(long, env = "DFS_DATANODE_CAPACITY")]
+    pub capacity: Option<ByteSize>,
+    /// Space kept free on the file system, e.g. 256MiB [default: 256MiB].
+    #[arg(long, env = "DFS_DATANODE_RESERVED")]
+    pub reserved: Option<ByteSize>,
+    /// TOML file with the same settings (snake_case keys).
+    #[arg(long, env = "DFS_DATANODE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    namenodes: Option<Vec<String>>,
+    grpc_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    advertise_host: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    block_report_interval: Option<Duration>,
+    capacity: Option<ByteSize>,
+    reserved: Option<ByteSize>,
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// A size in bytes, written plainly (`1048576`) or with a suffix (`1MiB`, `10GB`, `512K`).
+/// Binary suffixes (`KiB`, `K`) count 1024s, decimal ones (`KB`) 1000s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ByteSize, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, suffix) = s.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (like 1048576 or 1MiB)"))?;
+        let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "t" | "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            other => return Err(format!("unknown size suffix `{other}` in `{s}`")),
+        };
+        n.checked_mul(unit)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn sizes_parse_with_and_without_suffix() {
+        assert_eq!("1048576".parse(), Ok(ByteSize(1 << 20)));
+        assert_eq!("1MiB".parse(), Ok(ByteSize(1 << 20)));
+        assert_eq!("256MiB".parse(), Ok(ByteSize(256 << 20)));
+        assert_eq!("2 GB".parse(), Ok(ByteSize(2_000_000_000)));
+        assert!("1XB".parse::<ByteSize>().is_err());
+        assert!("MiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dn.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\nnamenodes = [\"a:1\", \"b:2\"]\n\
+             heartbeat_interval = \"1s\"\nreserved = \"1MiB\"\ncapacity = 5000\n",
+        )
+        .expect("write config");
+        let cli = Cli::try_parse_from([
+            "dfs-datanode",
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--data-dir",
+            "/from/flag",
+            "--block-report-interval",
+            "2m",
+        ])
+        .expect("parse flags");
+        let config = Config::load(cli).expect("load");
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.namenodes, vec!["a:1".to_string(), "b:2".to_string()]);
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(config.block_report_interval, Duration::from_secs(120));
+        assert_eq!(config.reserved, 1 << 20);
+        assert_eq!(config.capacity, Some(5000));
+        assert_eq!(config.grpc_listen.to_string(), DEFAULT_GRPC_LISTEN);
+        assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_settings_are_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dn.toml");
+        std::fs::write(&path, "data_dir = \"/d\"\nnamenode = [\"a:1\"]\n").expect("write");
+        let cli = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        assert!(matches!(Config::load(cli), Err(ConfigError::Parse { .. })));
+        let cli = Cli::try_parse_from(["dfs-datanode", "--data-dir", "/d"]).expect("parse");
+        assert!(matches!(
+            Config::load(cli),
+            Err(ConfigError::Missing("namenodes"))
+        ));
+        let cli =
+            Cli::try_parse_from(["dfs-datanode", "--data-dir", "/d", "--namenodes", "a:1,b:2"])
+                .expect("parse");
+        assert_eq!(Config::load(cli).expect("load").namenodes.len(), 2);
+    }
+}

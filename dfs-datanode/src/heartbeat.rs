@@ -1,0 +1,208 @@
+//! The conversation with one namenode: register (retrying with back-off until it answers),
+//! send a full block report, then heartbeat every interval with `sleep_until` so the rhythm
+//! does not drift. A reply with `reregister` starts over; commands in replies go to the
+//! command worker; full reports repeat on their own interval; incremental reports go out as
+//! soon as changes are recorded. A failing namenode is logged and retried, never fatal.
+
+use crate::Node;
+use crate::commands::CommandQueue;
+use crate::reports::{PendingReports, RestError};
+use dfs_proto::rest::{
+    BlockReport, BlockReportRequest, Heartbeat, HeartbeatRequest, IncrementalBlockReport,
+    RegisterDatanode, RegisterDatanodeRequest,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// One namenode's loop; returns when `shutdown` is cancelled.
+#[tracing::instrument(skip_all, fields(namenode = %namenode))]
+pub async fn namenode_loop(
+    node: Arc<Node>,
+    namenode: String,
+    pending: Arc<PendingReports>,
+    commands: CommandQueue,
+    shutdown: CancellationToken,
+) {
+    let talk = Conversation {
+        node: &node,
+        namenode: &namenode,
+        pending: &pending,
+    };
+    let interval = node.heartbeat_interval;
+    'register: loop {
+        if !talk.register(&shutdown).await {
+            return;
+        }
+        let mut report_due = !talk.full_report().await;
+        let mut next_beat = Instant::now() + interval;
+        let mut next_report = Instant::now() + node.block_report_interval;
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = sleep_until(next_beat) => {
+                    next_beat += interval;
+                    if next_beat < Instant::now() {
+                        next_beat = Instant::now() + interval; // fell behind: do not burst
+                    }
+                    match talk.heartbeat().await {
+                        Ok(reply) if reply.reregister => {
+                            tracing::info!("namenode asked this datanode to register again");
+                            continue 'register;
+                        }
+                        Ok(reply) => {
+                            if failing {
+                                tracing::info!("namenode answers heartbeats again");
+                                failing = false;
+                            }
+                            for command in reply.commands {
+                                commands.submit(command);
+                            }
+                            if report_due {
+                                report_due = !talk.full_report().await;
+                            }
+                            talk.incremental_report().await;
+                        }
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(error = %e, "heartbeat failed; will retry");
+                            }
+                            failing = true;
+                        }
+                    }
+                }
+                _ = sleep_until(next_report) => {
+                    next_report = Instant::now() + node.block_report_interval;
+                    report_due = !talk.full_report().await;
+                }
+                _ = pending.notify.notified(), if !failing => {
+                    talk.incremental_report().await;
+                }
+            }
+        }
+    }
+}
+
+/// What every step of the conversation needs.
+struct Conversation<'a> {
+    node: &'a Node,
+    namenode: &'a str,
+    pending: &'a PendingReports,
+}
+
+impl Conversation<'_> {
+    /// Registers, retrying with back-off; false if shut down first.
+    async fn register(&self, shutdown: &CancellationToken) -> bool {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0u32;
+        loop {
+            let space = self.node.space().await;
+            let request = RegisterDatanodeRequest {
+                id: self.node.store.datanode_id().clone(),
+                grpc_addr: self.node.grpc_addr.clone(),
+                http_addr: self.node.http_addr.clone(),
+                capacity: space.capacity,
+                used: space.used,
+                remaining: space.remaining,
+            };
+            match self
+                .node
+                .rest
+                .post::<RegisterDatanode>(self.namenode, &request)
+                .await
+            {
+                Ok(reply) => {
+                    tracing::info!(namenode_id = %reply.namenode, "registered");
+                    return true;
+                }
+                Err(e) => {
+                    attempts += 1;
+                    // Loud at first, then quiet: a namenode may be down for a long time.
+                    if attempts <= 3 || attempts.is_multiple_of(30) {
+                        tracing::warn!(error = %e, attempts, "registration failed; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Sends every replica held; false if the namenode did not take it.
+    async fn full_report(&self) -> bool {
+        // Changes recorded from here on are sent after; earlier ones are in the list.
+        self.pending.clear();
+        let store = Arc::clone(&self.node.store);
+        let blocks = match tokio::task::spawn_blocking(move || store.list()).await {
+            Ok(blocks) => blocks,
+            Err(e) => {
+                tracing::error!(error = %e, "listing replicas failed");
+                return false;
+            }
+        };
+        let count = blocks.len();
+        let request = BlockReportRequest {
+            id: self.node.store.datanode_id().clone(),
+            blocks,
+        };
+        match self
+            .node
+            .rest
+            .post::<BlockReport>(self.namenode, &request)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(blocks = count, "full block report sent");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "full block report failed; will retry");
+                false
+            }
+        }
+    }
+
+    async fn heartbeat(&self) -> Result<dfs_proto::rest::HeartbeatResponse, RestError> {
+        let space = self.node.space().await;
+        let request = HeartbeatRequest {
+            id: self.node.store.datanode_id().clone(),
+            capacity: space.capacity,
+            used: space.used,
+            remaining: space.remaining,
+            active_transfers: self.node.transfers.count(),
+            block_count: self.node.store.block_count(),
+        };
+        self.node
+            .rest
+            .post::<Heartbeat>(self.namenode, &request)
+            .await
+    }
+
+    /// Sends the changes recorded since the last report; on failure they wait for the next.
+    async fn incremental_report(&self) {
+        let Some(request) = self.pending.take(self.node.store.datanode_id()) else {
+            return;
+        };
+        let (received, deleted) = (request.received.len(), request.deleted.len());
+        match self
+            .node
+            .rest
+            .post::<IncrementalBlockReport>(self.namenode, &request)
+            .await
+        {
+            Ok(_) => tracing::debug!(received, deleted, "incremental block report sent"),
+            Err(e) => {
+                tracing::warn!(error = %e, "incremental block report failed; will retry");
+                self.pending.restore(request);
+            }
+        }
+    }
+}

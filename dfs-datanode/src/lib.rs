@@ -1,0 +1,194 @@
+//! dfs datanode: stores block replicas on local disk with CRC32C checksums, serves them over
+//! gRPC (`DataTransfer`: pipeline writes, ranged reads), and keeps every namenode informed with
+//! registration, heartbeats and block reports over REST.
+//!
+//! - [`block_store`]: the on-disk replicas (crash-safe writes, start-up scan); `durable` holds
+//!   the one rename-into-place helper, `sidecar` the checksum file format, [`space`] statvfs.
+//! - `transfer`: the gRPC service; `peers`: cached channels to other datanodes.
+//! - `heartbeat`, `reports`, `commands`: the conversation with namenodes.
+//! - `http`: `GET /health`. [`config`]: flags, TOML file and defaults.
+//!
+//! [`run`] takes its listeners and a shutdown token, so tests start a datanode in-process on
+//! `127.0.0.1:0`.
+
+pub mod block_store;
+mod commands;
+pub mod config;
+mod durable;
+mod heartbeat;
+mod http;
+mod peers;
+mod reports;
+mod sidecar;
+pub mod space;
+mod transfer;
+
+pub use config::{ByteSize, Cli, Config, ConfigError};
+pub use transfer::FAILED_DATANODE;
+
+use anyhow::Context;
+use block_store::BlockStore;
+use peers::Peers;
+use reports::{NamenodeClient, Reports};
+use space::{Space, SpaceLimits};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use transfer::ActiveTransfers;
+
+/// How long shutdown waits for servers and loops to finish.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What the services and loops of one datanode share.
+pub(crate) struct Node {
+    store: Arc<BlockStore>,
+    /// The gRPC address (host:port) clients and peers reach this node at.
+    grpc_addr: String,
+    /// The HTTP address (host:port) of `/health`, as registered with namenodes.
+    http_addr: String,
+    peers: Peers,
+    rest: NamenodeClient,
+    reports: Reports,
+    transfers: Arc<ActiveTransfers>,
+    heartbeat_interval: Duration,
+    block_report_interval: Duration,
+}
+
+impl Node {
+    /// Current space figures; zeros (logged) if the file system cannot be asked.
+    async fn space(&self) -> Space {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || store.space()).await {
+            Ok(Ok(space)) => space,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot measure free space");
+                Space::default()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "space measurement task failed");
+                Space::default()
+            }
+        }
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
+    }
+}
+
+/// The host to advertise: the configured one, or the listener's IP (127.0.0.1 if unspecified).
+fn advertise_host(config: &Config, listen: SocketAddr) -> String {
+    match &config.advertise_host {
+        Some(host) => host.clone(),
+        None if listen.ip().is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        None => listen.ip().to_string(),
+    }
+}
+
+/// Runs a datanode until `shutdown` is cancelled (or a server fails).
+pub async fn run(
+    config: Config,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let limits = SpaceLimits {
+        reserved: config.reserved,
+        capacity: config.capacity,
+    };
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || BlockStore::open(&data_dir, limits))
+        .await
+        .context("open the block store")?
+        .with_context(|| format!("open the data directory {}", config.data_dir.display()))?;
+    let grpc_local = grpc_listener
+        .local_addr()
+        .context("read the gRPC address")?;
+    let http_local = http_listener
+        .local_addr()
+        .context("read the HTTP address")?;
+    let host = advertise_host(&config, grpc_local);
+    let node = Arc::new(Node {
+        store,
+        grpc_addr: host_port(&host, grpc_local.port()),
+        http_addr: host_port(&host, http_local.port()),
+        peers: Peers::default(),
+        rest: NamenodeClient::new().context("build the namenode HTTP client")?,
+        reports: Reports::new(config.namenodes.len()),
+        transfers: Arc::default(),
+        heartbeat_interval: config.heartbeat_interval,
+        block_report_interval: config.block_report_interval,
+    });
+    tracing::info!(
+        datanode_id = %node.store.datanode_id(),
+        grpc = %node.grpc_addr,
+        http = %node.http_addr,
+        namenodes = ?config.namenodes,
+        "datanode starting"
+    );
+
+    // Our own token, so a failing server can stop everything without touching the caller's.
+    let stop = shutdown.child_token();
+    let mut servers = JoinSet::new();
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc = tonic::transport::Server::builder()
+        .add_service(transfer::server(Arc::clone(&node)))
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
+    servers.spawn(async move { grpc.await.context("serve gRPC") });
+    let http = axum::serve(http_listener, http::router(Arc::clone(&node)))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    servers.spawn(async move { http.await.context("serve HTTP") });
+
+    let mut loops = JoinSet::new();
+    let (commands, command_worker) = commands::start(Arc::clone(&node), stop.clone());
+    for (i, namenode) in config.namenodes.iter().enumerate() {
+        let Some(pending) = node.reports.for_namenode(i) else {
+            continue;
+        };
+        loops.spawn(heartbeat::namenode_loop(
+            Arc::clone(&node),
+            namenode.clone(),
+            pending,
+            commands.clone(),
+            stop.clone(),
+        ));
+    }
+
+    let mut result = Ok(());
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(ended) = servers.join_next() => {
+            result = match ended {
+                Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::Error::new(e).context("a server task failed")),
+            };
+            stop.cancel();
+        }
+    }
+    tracing::info!("datanode shutting down");
+    let drain = async {
+        while let Some(ended) = servers.join_next().await {
+            if let Ok(Err(e)) = ended {
+                tracing::warn!(error = %e, "server ended with an error during shutdown");
+            }
+        }
+        while loops.join_next().await.is_some() {}
+        let _ = command_worker.await;
+    };
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown deadline passed; abandoning remaining tasks");
+    }
+    result
+}

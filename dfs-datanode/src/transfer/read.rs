@@ -1,0 +1,101 @@
+//! ReadBlock: stream a byte range of a replica, on the 64 KiB grid, with its stored checksums.
+//!
+//! A blocking reader thread reads chunks of up to `TRANSFER_CHUNK` bytes into a bounded
+//! channel; the reader on the other end verifies the checksums. A range that ends inside a
+//! piece is widened to the end of that piece, so every chunk carries whole pieces.
+
+use super::{blocking, store_status};
+use crate::Node;
+use crate::block_store::Replica;
+use dfs_proto::checksum::CHECKSUM_CHUNK;
+use dfs_proto::grpc::{ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::{BlockId, Generation, TRANSFER_CHUNK};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// Chunks read ahead of the network.
+const READ_AHEAD: usize = 4;
+
+pub(super) async fn read_block(
+    node: &Arc<Node>,
+    request: ReadBlockRequest,
+) -> Result<ReceiverStream<Result<ReadBlockResponse, Status>>, Status> {
+    let block = request
+        .block
+        .ok_or_else(|| Status::invalid_argument("the ReadBlock request names no block"))?;
+    let replica = Replica {
+        id: BlockId(block.block_id),
+        generation: Generation(block.generation),
+    };
+    let store = Arc::clone(&node.store);
+    let reader = blocking(move || store.open_reader(replica)).await?;
+    let length = reader.length();
+    if request.offset > length {
+        return Err(Status::out_of_range(format!(
+            "offset {} is beyond the end of {replica} ({length} bytes)",
+            request.offset
+        )));
+    }
+    let (start, end) = aligned_range(request.offset, request.length, length);
+    tracing::debug!(%replica, start, end, "read started");
+
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    let transfer = node.transfers.start();
+    tokio::task::spawn_blocking(move || {
+        let _transfer = transfer;
+        let mut pos = start;
+        loop {
+            let want = (end - pos).min(TRANSFER_CHUNK as u64) as usize;
+            let item = reader
+                .read_chunk(pos, want)
+                .map(|chunk| ReadBlockResponse {
+                    chunk: Some(chunk),
+                    block_length: length,
+                })
+                .map_err(store_status);
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() {
+                break; // the reader went away
+            }
+            pos += want as u64;
+            if failed || pos >= end {
+                break;
+            }
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+/// The bytes to send for `offset`/`length` (0 = to the end) of a replica of `block_len` bytes:
+/// from the piece holding `offset` to the end of the piece holding the last byte wanted.
+fn aligned_range(offset: u64, length: u64, block_len: u64) -> (u64, u64) {
+    let piece = CHECKSUM_CHUNK as u64;
+    let end = if length == 0 {
+        block_len
+    } else {
+        offset.saturating_add(length).min(block_len)
+    };
+    let start = offset / piece * piece;
+    let end = end.div_ceil(piece).saturating_mul(piece).min(block_len);
+    (start, end.max(start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u64 = CHECKSUM_CHUNK as u64;
+
+    #[test]
+    fn ranges_widen_to_whole_pieces() {
+        assert_eq!(aligned_range(0, 0, 10), (0, 10));
+        assert_eq!(aligned_range(P + 5, 10, 4 * P), (P, 2 * P));
+        assert_eq!(aligned_range(P + 5, P, 4 * P), (P, 3 * P));
+        assert_eq!(aligned_range(P + 5, 0, 2 * P + 7), (P, 2 * P + 7));
+        assert_eq!(aligned_range(0, 0, 0), (0, 0));
+        assert_eq!(aligned_range(2 * P, 0, 2 * P), (2 * P, 2 * P));
+        assert_eq!(aligned_range(5, u64::MAX, 100), (0, 100));
+    }
+}
