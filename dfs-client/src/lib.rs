@@ -5,19 +5,25 @@
 //! [`dfs_proto::rest::Endpoint`]; [`FileWriter`] and [`FileReader`] move file data; the methods in
 //! [`ops`] work on paths (`put`, `get`, `list`, `mkdir`, `remove`, `rename`, ...).
 
+mod block_writer;
 pub mod cli;
 mod client;
 pub mod config;
 mod datanode;
+mod dirty;
 pub mod error;
+mod file_state;
 mod lease;
 mod namenode;
+mod open_file;
 pub mod ops;
 mod reader;
 mod writer;
+mod xattr;
 
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{Error, Result};
+pub use open_file::{DEFAULT_DIRTY_LIMIT, OpenFile};
 pub use reader::FileReader;
 pub use writer::FileWriter;

@@ -250,7 +250,7 @@ pub(crate) struct BlockRange {
 }
 
 impl BlockRange {
-    fn new(client: &Client, located: &LocatedBlock, pos: u64, end: u64) -> BlockRange {
+    pub(crate) fn new(client: &Client, located: &LocatedBlock, pos: u64, end: u64) -> BlockRange {
         BlockRange {
             client: client.clone(),
             block: located.block,
@@ -282,7 +282,7 @@ impl BlockRange {
     }
 
     /// The next verified piece of the range, or `None` at its end.
-    async fn next(&mut self) -> Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
         loop {
             if self.pos >= self.end {
                 return Ok(None);

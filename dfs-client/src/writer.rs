@@ -5,27 +5,14 @@
 //! Memory per open writer stays a few MiB: one pending chunk plus a bounded channel of chunks in
 //! flight to the gRPC task.
 
+use crate::block_writer::BlockStream;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::lease::LeaseGuard;
 use bytes::BytesMut;
-use dfs_proto::checksum::checksums;
-use dfs_proto::grpc::{
-    BlockRef, DataChunk, WriteBlockHeader, WriteBlockRequest, WriteBlockResponse,
-    write_block_request::Msg,
-};
-use dfs_proto::rest::{
-    AllocateBlock, AllocateBlockRequest, Attr, BlockInfo, Commit, CommitRequest, LeaseRequest,
-    LocatedBlock, ReleaseLease,
-};
+use dfs_proto::rest::{Attr, BlockInfo, Commit, CommitRequest, LeaseRequest, ReleaseLease};
 use dfs_proto::{InodeId, TRANSFER_CHUNK};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
-
-/// Chunks queued to the gRPC stream of one block (each up to 1 MiB).
-const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// Writes a file from its start, replacing its contents at `close`. Created by
 /// [`Client::create_file`](crate::Client::create_file) or
@@ -39,34 +26,13 @@ pub struct FileWriter {
     /// Bytes not yet sent: less than a chunk, and never past the current block's end.
     pending: BytesMut,
     /// The block being streamed, once its first chunk is sent.
-    current: Option<OpenBlock>,
+    current: Option<BlockStream>,
     /// Bytes accepted by `write` so far: the file's size at close.
     size: u64,
     /// Set when a write failed: the data already accepted is lost, so later writes must fail too.
     poisoned: bool,
     /// Keeps the lease renewal task alive while this writer is open.
     _lease: LeaseGuard,
-}
-
-/// One block's `WriteBlock` call in progress.
-struct OpenBlock {
-    located: LocatedBlock,
-    /// The first datanode of the pipeline (the one this client streams to).
-    addr: String,
-    tx: mpsc::Sender<WriteBlockRequest>,
-    call: AbortOnDrop<Result<WriteBlockResponse, tonic::Status>>,
-    /// Bytes of the block handed to the stream.
-    sent: u64,
-}
-
-/// Cancels the gRPC call (resetting the stream) if the writer is dropped mid-block, so no
-/// datanode stores a partial block as if it were complete.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl FileWriter {
@@ -197,79 +163,18 @@ impl FileWriter {
     /// Streams the pending bytes as one chunk of the current block, opening it if needed.
     async fn send_pending(&mut self) -> Result<()> {
         if self.current.is_none() {
-            self.current = Some(self.open_block().await?);
+            let index = self.blocks.len() as u64;
+            self.current = Some(BlockStream::open(&self.client, self.ino, index).await?);
         }
         let Some(block) = self.current.as_mut() else {
             return Ok(());
         };
         let data = self.pending.split().freeze();
-        let len = data.len() as u64;
-        let chunk = DataChunk {
-            offset: block.sent,
-            crc32c: checksums(&data),
-            data,
-        };
-        let msg = WriteBlockRequest {
-            msg: Some(Msg::Chunk(chunk)),
-        };
-        if block.tx.send(msg).await.is_err() {
-            // The call ended early: its status says why.
-            let Some(block) = self.current.take() else {
-                return Err(Error::WriterPoisoned);
-            };
-            return Err(block.failure().await);
+        if let Err(e) = block.send(data).await {
+            self.current = None;
+            return Err(e);
         }
-        block.sent += len;
         Ok(())
-    }
-
-    /// Allocates the next block and starts its `WriteBlock` call with the pipeline header.
-    async fn open_block(&self) -> Result<OpenBlock> {
-        let index = self.blocks.len() as u64;
-        let req = AllocateBlockRequest {
-            ino: self.ino,
-            client: self.client.client_id().clone(),
-            index,
-            exclude: Vec::new(),
-        };
-        let located = self.client.call::<AllocateBlock>(&req).await?;
-        let Some(first) = located.locations.first() else {
-            return Err(Error::EmptyPipeline {
-                block: located.block.id,
-            });
-        };
-        let addr = first.grpc.clone();
-        let mut datanode = self.client.datanode(&addr)?;
-        let header = WriteBlockHeader {
-            block: Some(BlockRef {
-                block_id: located.block.id.0,
-                generation: located.block.generation.0,
-            }),
-            downstream: located.locations[1..]
-                .iter()
-                .map(|d| d.grpc.clone())
-                .collect(),
-            expected_length: 0,
-        };
-        let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        // Cannot fail: the receiver is alive and the channel empty.
-        let _ = tx.try_send(WriteBlockRequest {
-            msg: Some(Msg::Header(header)),
-        });
-        let call = tokio::spawn(async move {
-            datanode
-                .write_block(ReceiverStream::new(rx))
-                .await
-                .map(|r| r.into_inner())
-        });
-        debug!(ino = %self.ino, index, block = %located.block.id, pipeline = ?located.locations, "writing block");
-        Ok(OpenBlock {
-            located,
-            addr,
-            tx,
-            call: AbortOnDrop(call),
-            sent: 0,
-        })
     }
 
     /// Ends the current block's stream and waits until the pipeline holds it durably.
@@ -277,55 +182,8 @@ impl FileWriter {
         let Some(block) = self.current.take() else {
             return Ok(());
         };
-        let OpenBlock {
-            located,
-            addr,
-            tx,
-            mut call,
-            sent,
-        } = block;
-        drop(tx);
-        let resp = match (&mut call.0).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(status)) => return Err(Error::datanode(&addr, status)),
-            Err(join) => {
-                return Err(Error::datanode(
-                    &addr,
-                    tonic::Status::aborted(join.to_string()),
-                ));
-            }
-        };
-        if resp.length != sent {
-            return Err(Error::Protocol {
-                addr,
-                block: located.block.id,
-                what: "the pipeline stored a different length than was sent",
-            });
-        }
-        if resp.stored_on.len() < located.locations.len() {
-            warn!(block = %located.block.id, stored_on = ?resp.stored_on, wanted = located.locations.len(), "block stored on fewer datanodes than its pipeline");
-        }
-        self.blocks.push(BlockInfo {
-            id: located.block.id,
-            generation: located.block.generation,
-            len: sent,
-        });
+        let located = block.finish().await?;
+        self.blocks.push(located.block);
         Ok(())
-    }
-}
-
-impl OpenBlock {
-    /// Why the call ended before the writer finished it.
-    async fn failure(mut self) -> Error {
-        let block = self.located.block.id;
-        match (&mut self.call.0).await {
-            Ok(Err(status)) => Error::datanode(&self.addr, status),
-            Ok(Ok(_)) => Error::Protocol {
-                addr: self.addr,
-                block,
-                what: "the datanode answered before the block was complete",
-            },
-            Err(join) => Error::datanode(&self.addr, tonic::Status::aborted(join.to_string())),
-        }
     }
 }

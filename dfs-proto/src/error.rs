@@ -56,6 +56,15 @@ pub enum ErrorCode {
     /// The cluster cannot serve this now (no leader yet, not enough datanodes, shutting down).
     #[serde(rename = "UNAVAILABLE")]
     Unavailable,
+    /// No such extended attribute.
+    #[serde(rename = "ENODATA")]
+    NoData,
+    /// A value or list does not fit the caller's buffer, or an attribute value is too large.
+    #[serde(rename = "ERANGE")]
+    Range,
+    /// The file is not open for this operation (a write through a read-only handle).
+    #[serde(rename = "EBADF")]
+    BadFd,
 }
 
 impl ErrorCode {
@@ -81,13 +90,16 @@ impl ErrorCode {
             ErrorCode::Stale => libc::ESTALE,
             ErrorCode::TooBig => libc::E2BIG,
             ErrorCode::NotLeader | ErrorCode::Unavailable => libc::EIO,
+            ErrorCode::NoData => libc::ENODATA,
+            ErrorCode::Range => libc::ERANGE,
+            ErrorCode::BadFd => libc::EBADF,
         }
     }
 
     /// The HTTP status the namenode answers with.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::NotFound => 404,
+            ErrorCode::NotFound | ErrorCode::NoData => 404,
             ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Busy | ErrorCode::Stale => 409,
             ErrorCode::Perm | ErrorCode::Access => 403,
             ErrorCode::TooBig => 413,
@@ -101,7 +113,9 @@ impl ErrorCode {
             | ErrorCode::NameTooLong
             | ErrorCode::Loop
             | ErrorCode::TooManyLinks
-            | ErrorCode::FileTooBig => 400,
+            | ErrorCode::FileTooBig
+            | ErrorCode::Range
+            | ErrorCode::BadFd => 400,
         }
     }
 
@@ -128,6 +142,9 @@ impl ErrorCode {
             ErrorCode::TooBig => "E2BIG",
             ErrorCode::NotLeader => "NOT_LEADER",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::NoData => "ENODATA",
+            ErrorCode::Range => "ERANGE",
+            ErrorCode::BadFd => "EBADF",
         }
     }
 }

@@ -27,7 +27,9 @@ pub enum NameError {
 }
 
 /// One directory entry name: non-empty, not `.` or `..`, no `/` or NUL, at most 255 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
 

@@ -89,6 +89,15 @@ endpoints! {
 
     /// Datanodes, capacity and block health, for `dfs admin report`.
     AdminReport: Get "/v1/admin/report", Empty => ClusterReport;
+
+    /// The value of one extended attribute (`ENODATA` if it is not set).
+    GetXattr: Get "/v1/xattr/get", XattrRequest => XattrValue;
+    /// The names of an inode's extended attributes, in name order.
+    ListXattr: Get "/v1/xattr/list", InodeRequest => XattrNames;
+    /// Sets an extended attribute (only the `user.` namespace is stored).
+    SetXattr: Post "/v1/xattr/set", SetXattrRequest => Empty;
+    /// Removes an extended attribute (`ENODATA` if it is not set).
+    RemoveXattr: Post "/v1/xattr/remove", XattrRequest => Empty;
 }
 
 /// A request or response with no fields (`{}`).
@@ -267,7 +276,6 @@ pub struct SetAttrRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientId>,
 }
-
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatFsResponse {
@@ -509,3 +517,49 @@ pub struct ClusterReport {
     pub files: u64,
     pub directories: u64,
 }
+
+/// Names one extended attribute of an inode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XattrRequest {
+    pub ino: InodeId,
+    /// Full name with its namespace, e.g. `user.mime_type`.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XattrValue {
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XattrNames {
+    pub names: Vec<String>,
+}
+
+/// What `setxattr` may do to an existing attribute (`XATTR_CREATE`, `XATTR_REPLACE`, or
+/// neither flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XattrMode {
+    /// Fail with `EEXIST` if the attribute exists.
+    Create,
+    /// Fail with `ENODATA` if the attribute does not exist.
+    Replace,
+    /// Create or replace.
+    #[default]
+    Either,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetXattrRequest {
+    pub ino: InodeId,
+    pub name: String,
+    pub value: Vec<u8>,
+    #[serde(default)]
+    pub mode: XattrMode,
+}
+
+/// Longest extended attribute name the namenode stores, in bytes (as Linux `XATTR_NAME_MAX`).
+pub const XATTR_NAME_MAX: usize = 255;
+/// Largest extended attribute value the namenode stores, in bytes (as Linux `XATTR_SIZE_MAX`).
+pub const XATTR_SIZE_MAX: usize = 64 * 1024;

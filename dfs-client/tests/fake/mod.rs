@@ -315,6 +315,8 @@ impl FakeNamenode {
             .route("/v1/block/allocate", post(allocate))
             .route("/v1/file/commit", post(commit))
             .route("/v1/blocks", get(blocks))
+            .route("/v1/getattr", get(getattr))
+            .route("/v1/setattr", post(setattr))
             .with_state(state.clone());
         FakeNamenode {
             addr: serve_http(router).await,
@@ -422,10 +424,15 @@ async fn release(State(s): St, Json(req): Json<LeaseRequest>) -> Response {
 
 async fn allocate(State(s): St, Json(req): Json<AllocateBlockRequest>) -> Response {
     let mut s = s.lock().expect("lock");
-    let id = BlockId(s.next_block);
+    let next = s.next_block;
     s.next_block += 1;
     let Some(f) = s.files.get(&req.ino) else {
         return not_found("ino");
+    };
+    // As the real namenode: a new generation of the block already at the index, or a new id.
+    let (id, generation) = match f.blocks.get(req.index as usize).filter(|b| !b.is_hole()) {
+        Some(b) => (b.id, Generation(next)),
+        None => (BlockId(next), Generation(1)),
     };
     if f.lease.as_ref() != Some(&req.client) {
         return api_error(ApiError::new(ErrorCode::Stale, "no lease"));
@@ -440,7 +447,7 @@ async fn allocate(State(s): St, Json(req): Json<AllocateBlockRequest>) -> Respon
         index: req.index,
         block: BlockInfo {
             id,
-            generation: Generation(1),
+            generation,
             len: 0,
         },
         locations,
@@ -487,4 +494,33 @@ async fn blocks(State(s): St, Query(req): Query<GetBlocksRequest>) -> Response {
         data_version: f.attr.data_version,
         blocks,
     })
+}
+
+async fn getattr(State(s): St, Query(req): Query<InodeRequest>) -> Response {
+    match s.lock().expect("lock").files.get(&req.ino) {
+        Some(f) => ok(f.attr.clone()),
+        None => not_found("ino"),
+    }
+}
+
+/// Only truncation: cuts or extends the size, dropping blocks past it.
+async fn setattr(State(s): St, Json(req): Json<SetAttrRequest>) -> Response {
+    let mut s = s.lock().expect("lock");
+    let bs = s.block_size;
+    let Some(f) = s.files.get_mut(&req.ino) else {
+        return not_found("ino");
+    };
+    if let Some(size) = req.size {
+        if f.lease.is_some() && f.lease != req.client {
+            return api_error(ApiError::new(ErrorCode::Busy, "leased"));
+        }
+        let keep = size.div_ceil(bs) as usize;
+        f.blocks.truncate(keep);
+        if let Some(last) = f.blocks.last_mut() {
+            last.len = last.len.min(size - (keep as u64 - 1) * bs);
+        }
+        f.attr.size = size;
+        f.attr.data_version += 1;
+    }
+    ok(f.attr.clone())
 }

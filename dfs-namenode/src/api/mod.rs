@@ -6,6 +6,7 @@
 pub mod datanode_ops;
 pub mod error;
 pub mod namespace_ops;
+pub mod xattr_ops;
 
 use crate::node::Node;
 use axum::extract::{DefaultBodyLimit, State};
@@ -81,6 +82,10 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::BlockReport, _, _>(r, d::block_report);
     let r = route::<rest::IncrementalBlockReport, _, _>(r, d::incremental_block_report);
     let r = route::<rest::AdminReport, _, _>(r, d::admin_report);
+    let r = route::<rest::GetXattr, _, _>(r, xattr_ops::get_xattr);
+    let r = route::<rest::ListXattr, _, _>(r, xattr_ops::list_xattr);
+    let r = route::<rest::SetXattr, _, _>(r, xattr_ops::set_xattr);
+    let r = route::<rest::RemoveXattr, _, _>(r, xattr_ops::remove_xattr);
 
     let raft = crate::raft::network::routes(node.raft.clone());
     r.layer(DefaultBodyLimit::max(API_BODY_LIMIT))

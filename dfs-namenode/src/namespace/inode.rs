@@ -30,6 +30,10 @@ pub(super) struct Inode {
     /// their cached pages are stale.
     pub data_version: u64,
     pub body: Body,
+    /// Extended attributes (`user.*` only), by full name. Absent in snapshots written before
+    /// attributes existed.
+    #[serde(default)]
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +77,7 @@ impl Inode {
             ctime: now,
             data_version: 0,
             body,
+            xattrs: BTreeMap::new(),
         }
     }
 

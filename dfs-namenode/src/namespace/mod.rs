@@ -12,7 +12,7 @@
 
 use dfs_proto::rest::{
     Attr, BlockInfo, DatanodeAddr, DirEntry, FileKind, LocatedBlock, OpenWriteResponse,
-    ReadDirResponse, SetTime, Timestamp,
+    ReadDirResponse, SetTime, Timestamp, XattrMode,
 };
 use dfs_proto::{ApiError, BlockId, ClientId, DfsPath, ErrorCode, Generation, InodeId, Name};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,6 +26,7 @@ mod lease;
 mod rename;
 #[cfg(test)]
 mod tests;
+mod xattr;
 
 use block_index::BlockIndex;
 use inode::{Body, DirBody, Inode};
@@ -125,6 +126,16 @@ pub enum Command {
     /// Ends every lease whose expiry is at or before the proposal's clock: pending blocks are
     /// freed, the file keeps its last committed state.
     ExpireLeases,
+    SetXattr {
+        ino: InodeId,
+        name: String,
+        value: Vec<u8>,
+        mode: XattrMode,
+    },
+    RemoveXattr {
+        ino: InodeId,
+        name: String,
+    },
 }
 
 /// What an applied command answers.
@@ -384,6 +395,17 @@ impl Namespace {
             Command::ExpireLeases => {
                 self.expire_leases(now);
                 Ok(Reply::Empty)
+            }
+            Command::SetXattr {
+                ino,
+                name,
+                value,
+                mode,
+            } => self
+                .set_xattr(now, *ino, name, value, *mode)
+                .map(|()| Reply::Empty),
+            Command::RemoveXattr { ino, name } => {
+                self.remove_xattr(now, *ino, name).map(|()| Reply::Empty)
             }
         }
     }

@@ -11,6 +11,7 @@ mod leases;
 mod props;
 mod renames;
 mod snapshots;
+mod xattrs;
 
 /// Block size of test namespaces: small, so that sizes are easy to reason about.
 const BS: u64 = 100;
