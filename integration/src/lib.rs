@@ -1,0 +1,481 @@
+//! A test harness that runs the real dfs daemons as a local cluster: each namenode and datanode
+//! is a separate process on loopback with its own temp directory and ports, started from the
+//! binaries cargo built (`make test` builds them before the tests run). Readiness is polled,
+//! never slept for; dropping the [`Cluster`] kills every process it started.
+
+use anyhow::{Context, Result, anyhow, bail};
+use dfs_proto::rest::{self, ClusterReport, DatanodeState, Endpoint, Method, NamenodeRole};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod mount;
+pub mod wait;
+
+pub use wait::poll_until;
+
+/// Where the workspace's binaries are: `$DFS_BIN_DIR`, or the cargo profile directory that holds
+/// the running test executable (`target/<profile>/deps/<test>` → `target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DFS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of one of the workspace's binaries, or a clear error if it was not built.
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let path = bin_dir().join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: build the binaries first (`cargo build --workspace --bins`, which \
+             `make test` does), or set DFS_BIN_DIR",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free loopback port. The listener is dropped at once, so another process could in theory
+/// take the port before the daemon binds it; on a test machine this does not happen in practice.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One daemon process: how to start it, and the running child if any.
+pub struct Daemon {
+    pub name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn new(name: String, program: PathBuf, args: Vec<String>, log: PathBuf) -> Daemon {
+        Daemon {
+            name,
+            program,
+            args,
+            log,
+            child: None,
+        }
+    }
+
+    /// Starts the process (stdout and stderr appended to its log file).
+    pub fn start(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("{} is already running", self.name);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("open log {}", self.log.display()))?;
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("DFS_TEST_LOG").unwrap_or("info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", self.program.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child
+                .kill()
+                .with_context(|| format!("kill {}", self.name))?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit (up to 30 s, then SIGKILL).
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child we own; no memory is involved.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if child.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    child.kill()?;
+                    child.wait()?;
+                    bail!("{} did not stop within 30 s of SIGTERM", self.name);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How to build a test cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub namenodes: usize,
+    pub datanodes: usize,
+    pub block_size: u64,
+    pub replication: u32,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+    pub lease: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            namenodes: 1,
+            datanodes: 3,
+            block_size: 1024 * 1024,
+            replication: 3,
+            heartbeat: Duration::from_millis(500),
+            dead_after: Duration::from_secs(6),
+            lease: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A namenode process with its addresses.
+pub struct Namenode {
+    pub id: u64,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub daemon: Daemon,
+}
+
+/// A datanode process with its addresses and data directory.
+pub struct Datanode {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub dir: PathBuf,
+    pub daemon: Daemon,
+}
+
+/// A running local cluster. Dropping it kills every process and removes its directory.
+pub struct Cluster {
+    pub config: ClusterConfig,
+    pub namenodes: Vec<Namenode>,
+    pub datanodes: Vec<Datanode>,
+    /// Holds everything: daemon data, logs, scratch files for tests.
+    pub root: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts the cluster and waits until a leader answers and every datanode is live.
+    pub async fn start(config: ClusterConfig) -> Result<Cluster> {
+        let root = tempfile::Builder::new().prefix("dfs-it-").tempdir()?;
+        let nn_ports: Vec<u16> = (0..config.namenodes)
+            .map(|_| free_port())
+            .collect::<Result<_>>()?;
+        let peers = nn_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nn_addrs: Vec<String> = nn_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+
+        let mut namenodes = Vec::new();
+        for (i, addr) in nn_addrs.iter().enumerate() {
+            let id = i as u64 + 1;
+            let dir = root.path().join(format!("nn{id}"));
+            std::fs::create_dir_all(&dir)?;
+            let args = vec![
+                "--node-id".into(),
+                id.to_string(),
+                "--listen".into(),
+                addr.clone(),
+                "--peers".into(),
+                peers.clone(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--block-size".into(),
+                config.block_size.to_string(),
+                "--replication".into(),
+                config.replication.to_string(),
+                "--heartbeat-interval".into(),
+                format!("{}ms", config.heartbeat.as_millis()),
+                "--datanode-dead-after".into(),
+                format!("{}ms", config.dead_after.as_millis()),
+                "--lease-duration".into(),
+                format!("{}ms", config.lease.as_millis()),
+            ];
+            let daemon = Daemon::new(
+                format!("namenode {id}"),
+                bin("dfs-namenode")?,
+                args,
+                root.path().join(format!("nn{id}.log")),
+            );
+            namenodes.push(Namenode {
+                id,
+                addr: addr.clone(),
+                dir,
+                daemon,
+            });
+        }
+
+        let mut datanodes = Vec::new();
+        for i in 0..config.datanodes {
+            let dir = root.path().join(format!("dn{}", i + 1));
+            std::fs::create_dir_all(&dir)?;
+            let grpc_addr = format!("127.0.0.1:{}", free_port()?);
+            let http_addr = format!("127.0.0.1:{}", free_port()?);
+            let args = vec![
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--namenodes".into(),
+                nn_addrs.join(","),
+                "--grpc-listen".into(),
+                grpc_addr.clone(),
+                "--http-listen".into(),
+                http_addr.clone(),
+                "--heartbeat-interval".into(),
+                format!("{}ms", config.heartbeat.as_millis()),
+                "--reserved".into(),
+                "0".into(),
+            ];
+            let daemon = Daemon::new(
+                format!("datanode {}", i + 1),
+                bin("dfs-datanode")?,
+                args,
+                root.path().join(format!("dn{}.log", i + 1)),
+            );
+            datanodes.push(Datanode {
+                grpc_addr,
+                http_addr,
+                dir,
+                daemon,
+            });
+        }
+
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let mut cluster = Cluster {
+            config,
+            namenodes,
+            datanodes,
+            root,
+            http,
+        };
+        for nn in &mut cluster.namenodes {
+            nn.daemon.start()?;
+        }
+        for dn in &mut cluster.datanodes {
+            dn.daemon.start()?;
+        }
+        cluster.wait_ready(Duration::from_secs(60)).await?;
+        Ok(cluster)
+    }
+
+    /// REST addresses of every namenode, comma-separated (the CLI's `--namenodes`).
+    pub fn namenodes_arg(&self) -> String {
+        self.namenodes
+            .iter()
+            .map(|n| n.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A client library handle for this cluster.
+    pub fn client(&self) -> Result<dfs_client::Client> {
+        let config =
+            dfs_client::ClientConfig::new(self.namenodes.iter().map(|n| n.addr.clone()).collect());
+        Ok(dfs_client::Client::new(config)?)
+    }
+
+    /// Calls one REST endpoint of one namenode directly, returning the HTTP status and the body
+    /// parsed as JSON (for tests of what the wire answers).
+    pub async fn raw_call<E: Endpoint>(
+        &self,
+        namenode: usize,
+        req: &E::Request,
+    ) -> Result<(u16, serde_json::Value)> {
+        let url = format!("http://{}{}", self.namenodes[namenode].addr, E::PATH);
+        let builder = match E::METHOD {
+            Method::Get => self.http.get(&url).query(req),
+            Method::Post => self.http.post(&url).json(req),
+        };
+        let resp = builder.send().await?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+
+    /// The leader's admin report, if some namenode answers as leader.
+    pub async fn report(&self) -> Result<ClusterReport> {
+        let leader = self.leader().await?;
+        let (status, body) = self
+            .raw_call::<rest::AdminReport>(leader, &rest::Empty {})
+            .await?;
+        if status != 200 {
+            bail!("admin report answered {status}: {body}");
+        }
+        Ok(serde_json::from_value(body)?)
+    }
+
+    /// The index of the namenode that says it is the leader.
+    pub async fn leader(&self) -> Result<usize> {
+        for (i, nn) in self.namenodes.iter().enumerate() {
+            if let Ok((200, body)) = self.raw_call::<rest::ClusterInfo>(i, &rest::Empty {}).await {
+                let info: rest::ClusterInfoResponse = serde_json::from_value(body)?;
+                if info.role == NamenodeRole::Leader {
+                    return Ok(i);
+                }
+            }
+            let _ = nn;
+        }
+        Err(anyhow!("no namenode answers as leader"))
+    }
+
+    /// Waits until a leader answers and every running datanode is live in its report.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let want = self
+            .datanodes
+            .iter_mut()
+            .map(|d| d.daemon.is_running())
+            .filter(|running| *running)
+            .count();
+        let result = poll_until(timeout, || async {
+            let report = self.report().await.ok()?;
+            let live = report
+                .datanodes
+                .iter()
+                .filter(|d| d.state == DatanodeState::Live)
+                .count();
+            (live >= want).then_some(())
+        })
+        .await;
+        if result.is_err() {
+            bail!(
+                "cluster not ready within {timeout:?}\n{}",
+                self.logs_for_failure()
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of every daemon's log, for a failing test's message.
+    pub fn logs_for_failure(&self) -> String {
+        let mut out = String::new();
+        for nn in &self.namenodes {
+            out += &format!("--- {} ---\n{}\n", nn.daemon.name, nn.daemon.log_tail(30));
+        }
+        for dn in &self.datanodes {
+            out += &format!("--- {} ---\n{}\n", dn.daemon.name, dn.daemon.log_tail(15));
+        }
+        out
+    }
+
+    /// Runs the `dfs` CLI against this cluster.
+    pub fn dfs(&self, args: &[&str]) -> Result<std::process::Output> {
+        let out = Command::new(bin("dfs")?)
+            .arg("--namenodes")
+            .arg(self.namenodes_arg())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("run dfs")?;
+        Ok(out)
+    }
+
+    /// Runs the `dfs` CLI and fails with its stderr unless it exits 0.
+    pub fn dfs_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.dfs(args)?;
+        if !out.status.success() {
+            bail!(
+                "dfs {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Every replica file (`blk_<id>_<gen>`, not the sidecar) under a datanode's directory.
+    pub fn replica_files(&self, datanode: usize) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.datanodes[datanode].dir.join("current"), &mut out);
+        out.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("blk_") && !n.ends_with(".meta"))
+        });
+        out
+    }
+
+    /// A scratch path inside the cluster's temp directory.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Writes `len` pseudo-random bytes (from `seed`) to `path`.
+pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut data = vec![0u8; len];
+    rng.fill_bytes(&mut data);
+    std::fs::write(path, data)?;
+    Ok(())
+}

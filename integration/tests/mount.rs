@@ -1,0 +1,322 @@
+//! The FUSE mount doing what users do: real commands (`ls`, `cp`, `tar`, `dd`, `mv`, ...) on a
+//! real mount of a real cluster (one namenode, three datanodes, 1 MiB blocks so files span
+//! blocks). Needs root and /dev/fuse; `fusermount3` (apt `fuse3`) for the unmount in `Drop`.
+
+use anyhow::{Context, Result, bail, ensure};
+use integration::mount::{Mount, is_mounted};
+use integration::{Cluster, ClusterConfig, random_file};
+use std::path::Path;
+use std::process::Command;
+
+const MIB: usize = 1024 * 1024;
+
+/// Runs `script` with `bash -c` and fails with its stderr unless it exits 0.
+fn sh(script: &str) -> Result<String> {
+    let out = Command::new("bash").arg("-c").arg(script).output()?;
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `script` expecting it to fail; returns its stderr.
+fn sh_fails(script: &str) -> Result<String> {
+    let out = Command::new("bash").arg("-c").arg(script).output()?;
+    ensure!(
+        !out.status.success(),
+        "`{script}` succeeded but should fail"
+    );
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+fn sha(path: &Path) -> Result<String> {
+    let out = sh(&format!("sha256sum '{}'", p(path)))?;
+    Ok(out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyday_commands() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let mount = Mount::start(&cluster, &[])?;
+    let m = p(&mount.dir).to_string();
+
+    // mkdir -p, echo, cat, >> appends, ls -la.
+    sh(&format!(
+        "mkdir -p {m}/a/b/c && echo hello > {m}/a/b/c/f.txt"
+    ))?;
+    sh(&format!("echo world >> {m}/a/b/c/f.txt"))?;
+    assert_eq!(sh(&format!("cat {m}/a/b/c/f.txt"))?, "hello\nworld\n");
+    let ls = sh(&format!("ls -la {m}/a/b/c"))?;
+    assert!(ls.contains("f.txt") && ls.contains(" 12 "), "ls -la: {ls}");
+
+    // mv of a file and of a directory, across directories.
+    sh(&format!(
+        "mv {m}/a/b/c/f.txt {m}/a/g.txt && mv {m}/a/b {m}/moved"
+    ))?;
+    assert_eq!(sh(&format!("cat {m}/a/g.txt"))?, "hello\nworld\n");
+    assert!(sh(&format!("ls {m}/moved"))?.contains('c'));
+    sh_fails(&format!("cat {m}/a/b/c/f.txt"))?;
+
+    // truncate -s down and up.
+    random_file(&mount.path("t.bin"), 3 * MIB + 5, 1)?;
+    sh(&format!("truncate -s 1500000 {m}/t.bin"))?;
+    assert_eq!(std::fs::metadata(mount.path("t.bin"))?.len(), 1_500_000);
+    sh(&format!("truncate -s 2M {m}/t.bin"))?;
+    let data = std::fs::read(mount.path("t.bin"))?;
+    assert_eq!(data.len(), 2 * MIB);
+    assert!(
+        data[1_500_000..].iter().all(|&b| b == 0),
+        "grown part not zero"
+    );
+
+    // dd conv=notrunc into the middle of a multi-block file.
+    let local = cluster.scratch("mid.bin");
+    random_file(&local, 5 * MIB, 2)?;
+    sh(&format!("cp {} {m}/mid.bin", p(&local)))?;
+    sh(&format!(
+        "dd if=/dev/zero of={m}/mid.bin bs=100000 seek=20 count=15 conv=notrunc status=none"
+    ))?;
+    sh(&format!(
+        "dd if=/dev/zero of={} bs=100000 seek=20 count=15 conv=notrunc status=none",
+        p(&local)
+    ))?;
+    assert_eq!(sha(&mount.path("mid.bin"))?, sha(&local)?);
+
+    // Hard links: same inode, link count 2; symlinks resolve.
+    sh(&format!(
+        "ln {m}/a/g.txt {m}/hard && ln -s a/g.txt {m}/soft"
+    ))?;
+    let st = sh(&format!("stat -c '%i %h' {m}/a/g.txt {m}/hard"))?;
+    let lines: Vec<&str> = st.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0], lines[1], "hard link differs: {st}");
+    assert!(lines[0].ends_with(" 2"), "link count: {st}");
+    assert_eq!(sh(&format!("readlink {m}/soft"))?.trim(), "a/g.txt");
+    assert_eq!(sh(&format!("cat {m}/soft"))?, "hello\nworld\n");
+
+    // chmod and chown are honoured.
+    sh(&format!(
+        "chmod 0640 {m}/a/g.txt && chown 1234:5678 {m}/a/g.txt"
+    ))?;
+    assert_eq!(
+        sh(&format!("stat -c '%a %u %g' {m}/a/g.txt"))?.trim(),
+        "640 1234 5678"
+    );
+
+    // mknod of a device is refused, a FIFO works.
+    sh(&format!("mkfifo {m}/fifo && test -p {m}/fifo"))?;
+    sh_fails(&format!("mknod {m}/dev c 1 3"))?;
+
+    // rm -r removes a tree; rmdir of a non-empty dir is ENOTEMPTY.
+    let err = sh_fails(&format!("rmdir {m}/moved"))?;
+    assert!(err.contains("not empty"), "rmdir: {err}");
+    sh(&format!("rm -r {m}/moved"))?;
+    sh_fails(&format!("ls {m}/moved"))?;
+
+    // df shows the cluster's raw capacity.
+    let report = cluster.report().await?;
+    let df = sh(&format!("df -B1 --output=size {m} | tail -1"))?;
+    let size: u64 = df.trim().parse().context("df size")?;
+    ensure!(
+        size > 0 && size.abs_diff(report.capacity) < 4096,
+        "df says {size}, cluster capacity {}",
+        report.capacity
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_copy_and_tar_round_trip() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let mount = Mount::start(&cluster, &[])?;
+    let m = p(&mount.dir).to_string();
+
+    // 200 MiB in and out with cp, identical checksums.
+    let local = cluster.scratch("big.bin");
+    random_file(&local, 200 * MIB, 3)?;
+    sh(&format!("cp {} {m}/big.bin", p(&local)))?;
+    let back = cluster.scratch("big.out");
+    sh(&format!("cp {m}/big.bin {}", p(&back)))?;
+    assert_eq!(sha(&local)?, sha(&back)?);
+    assert_eq!(
+        std::fs::metadata(mount.path("big.bin"))?.len(),
+        200 * MIB as u64
+    );
+
+    // A source tree through tar, in and out, byte-identical.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tree = cluster.scratch("tree.tar");
+    sh(&format!(
+        "tar -C {} -cf {} dfs-proto/src dfs-client/src docs",
+        p(&src),
+        p(&tree)
+    ))?;
+    sh(&format!("mkdir {m}/src && tar -C {m}/src -xf {}", p(&tree)))?;
+    let out = cluster.scratch("tree-out");
+    std::fs::create_dir_all(&out)?;
+    sh(&format!(
+        "tar -C {m}/src -cf - . | tar -C {} -xf -",
+        p(&out)
+    ))?;
+    sh(&format!(
+        "diff -r {}/dfs-proto/src {}/dfs-proto/src",
+        p(&src),
+        p(&out)
+    ))?;
+    sh(&format!(
+        "diff -r {}/dfs-client/src {}/dfs-client/src",
+        p(&src),
+        p(&out)
+    ))?;
+    sh(&format!("diff -r {}/docs {}/docs", p(&src), p(&out)))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mounts_share_files_and_leases() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let one = Mount::start(&cluster, &[])?;
+    let two = Mount::start(&cluster, &[])?;
+    let (a, b) = (p(&one.dir).to_string(), p(&two.dir).to_string());
+
+    // Close-to-open: written and closed in one, read in the other.
+    let local = cluster.scratch("x.bin");
+    random_file(&local, 3 * MIB + 17, 4)?;
+    sh(&format!("cp {} {a}/x.bin", p(&local)))?;
+    assert_eq!(sha(&two.path("x.bin"))?, sha(&local)?);
+
+    // Mount one holds the write lease while a descriptor is open for writing: mount two
+    // cannot open the file for writing.
+    let mut holder = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3>>{a}/x.bin; echo more >&3; sleep 60"))
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let err = loop {
+        // Poll until mount one has taken the lease (the holder's open may still be in flight).
+        match sh_fails(&format!("echo x >> {b}/x.bin")) {
+            Ok(err) => break err,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(err.contains("busy"), "expected EBUSY, got: {err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlink_while_open_and_unmount_with_open_file() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let mut mount = Mount::start(&cluster, &[])?;
+    let m = p(&mount.dir).to_string();
+
+    // Unlinked while open: still readable through the open descriptor.
+    let local = cluster.scratch("u.bin");
+    random_file(&local, 2 * MIB + 3, 5)?;
+    sh(&format!("cp {} {m}/u.bin", p(&local)))?;
+    let out = cluster.scratch("u.out");
+    sh(&format!(
+        "exec 3<{m}/u.bin; rm {m}/u.bin; cat <&3 > {}",
+        p(&out)
+    ))?;
+    assert_eq!(sha(&out)?, sha(&local)?);
+    sh_fails(&format!("ls {m}/u.bin"))?;
+
+    // Unmount (SIGTERM) while a file is open: closed data is not lost.
+    sh(&format!("echo kept > {m}/closed.txt"))?;
+    let mut holder = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<{m}/closed.txt; sleep 60"))
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = mount.pid().context("dfs-fuse pid")?;
+    // SAFETY: kill(2) on the pid of a process this test started; no memory is involved.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    integration::poll_until(std::time::Duration::from_secs(20), || async {
+        (!is_mounted(&mount.dir)).then_some(())
+    })
+    .await?;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    mount.stop()?;
+    assert_eq!(cluster.dfs_ok(&["cat", "/closed.txt"])?, "kept\n");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_mode_and_user_xattrs() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let dir = cluster.scratch("daemon-mnt");
+    std::fs::create_dir_all(&dir)?;
+    let fuse = integration::bin("dfs-fuse")?;
+
+    // A bad option: the parent exits non-zero with the child's error.
+    let out = Command::new(&fuse)
+        .args([
+            "--daemon",
+            "--namenodes",
+            &cluster.namenodes_arg(),
+            "-o",
+            "bogus",
+        ])
+        .arg(&dir)
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+
+    // --daemon returns 0 only once the mount is live.
+    let status = Command::new(&fuse)
+        .args(["--daemon", "--namenodes", &cluster.namenodes_arg()])
+        .arg(&dir)
+        .status()?;
+    assert!(status.success());
+    assert!(
+        is_mounted(&dir),
+        "--daemon returned before the mount was live"
+    );
+
+    // user. xattrs round-trip; other namespaces are ENOTSUP.
+    let d = p(&dir).to_string();
+    sh(&format!("echo data > {d}/x"))?;
+    let script = format!(
+        "import os, errno\n\
+         p = '{d}/x'\n\
+         os.setxattr(p, 'user.color', b'blue')\n\
+         assert os.getxattr(p, 'user.color') == b'blue'\n\
+         assert 'user.color' in os.listxattr(p)\n\
+         os.removexattr(p, 'user.color')\n\
+         try:\n    os.getxattr(p, 'user.color'); raise SystemExit('still there')\n\
+         except OSError as e:\n    assert e.errno == errno.ENODATA, e\n\
+         try:\n    os.setxattr(p, 'trusted.x', b'1'); raise SystemExit('trusted set')\n\
+         except OSError as e:\n    assert e.errno == errno.EOPNOTSUPP, e\n"
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output()?;
+    ensure!(
+        out.status.success(),
+        "xattr script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    sh(&format!("fusermount3 -u {d}"))?;
+    ensure!(!is_mounted(&dir), "still mounted after fusermount3 -u");
+    Ok(())
+}
