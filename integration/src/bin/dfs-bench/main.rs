@@ -1,9 +1,12 @@
 //! `make bench`: starts a release cluster on this machine (one namenode, three datanodes,
 //! replication 3, 64 MiB blocks) and prints, in one run, file throughput of `dfs put`/`dfs get`
-//! beside `cp` on the local disk, and namenode metadata throughput with 1 and 16 clients.
+//! beside `cp` on the local disk, namenode metadata throughput with 1 and 16 clients, and what
+//! users get through the FUSE mount beside the same work on the local disk.
 
+mod failover;
 mod files;
 mod metadata;
+mod mount;
 mod util;
 
 use anyhow::{Context, Result, bail};
@@ -55,6 +58,9 @@ fn main() -> Result<()> {
         );
         files::files(&cluster, args.file_mib).await?;
         metadata::metadata(&cluster, args.ops).await?;
+        mount::mount(&cluster, args.file_mib)?;
+        drop(cluster);
+        failover::failover().await?;
         Ok(())
     })
 }
