@@ -3,7 +3,7 @@
 CARGO     ?= cargo
 DATA      ?= $(HOME)/.local/share/dfs
 MOUNT     ?= /mnt/dfs
-NAMENODES ?= 1
+NAMENODES ?= 3
 DATANODES ?= 3
 RELEASE   := target/release
 
@@ -38,7 +38,8 @@ test: test-deps lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-## The mount tests need /dev/fuse and fusermount3 (Debian's fuse3).
+## The mount tests need /dev/fuse and fusermount3 (Debian's fuse3); the HA partition test
+## needs iptables.
 test-deps:
 	@command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null 2>&1 || rustup component add clippy
@@ -46,6 +47,10 @@ test-deps:
 		echo "installing fuse3 (fusermount3) for the mount tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fuse3; }
+	@command -v iptables >/dev/null 2>&1 || { \
+		echo "installing iptables for the namenode partition test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iptables; }
 
 lint:
 	$(CARGO) fmt --all -- --check

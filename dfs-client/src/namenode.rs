@@ -4,19 +4,27 @@
 //! it. A call follows that hint, tries the other namenodes when one cannot be reached or has no
 //! leader yet (`UNAVAILABLE`), backs off after each full round, and gives up after the failover
 //! timeout. The namenode that last answered is remembered and asked first next time.
+//!
+//! Every `POST` carries a request id (`x-dfs-request-id`, the same on each retry of one call).
+//! The namenodes apply a request id at most once and answer a retry with the first reply, so a
+//! `POST` whose connection broke in flight (the leader died after or before applying it) is
+//! simply sent again: a retried create answers the file it made, not `EEXIST`.
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use dfs_proto::rest::{Endpoint, Method};
 use dfs_proto::{ApiError, ErrorCode};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
 /// First pause after a round of namenodes that all failed; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+/// The header naming a request for exactly-once application (as the namenode reads it).
+const REQUEST_ID_HEADER: &str = "x-dfs-request-id";
 /// How long to wait for a TCP connection to a namenode.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -27,6 +35,9 @@ pub(crate) struct Namenodes {
     failover_timeout: Duration,
     /// The namenode to ask first: the last one that answered (or the leader it named).
     leader: Mutex<String>,
+    /// Prefix of this client's request ids (its client id, unique per process).
+    request_prefix: String,
+    next_request: AtomicU64,
 }
 
 impl Namenodes {
@@ -49,6 +60,8 @@ impl Namenodes {
             addrs: config.namenodes.clone(),
             failover_timeout: config.failover_timeout,
             leader: Mutex::new(first),
+            request_prefix: config.client_id.0.clone(),
+            next_request: AtomicU64::new(1),
         })
     }
 
@@ -80,11 +93,22 @@ impl Namenodes {
     /// Sends `req` to the leader, following hints and failing over as described above.
     pub(crate) async fn call<E: Endpoint>(&self, req: &E::Request) -> Result<E::Response> {
         let deadline = Instant::now() + self.failover_timeout;
+        let request_id = match E::METHOD {
+            Method::Get => None,
+            Method::Post => Some(format!(
+                "{}-{}",
+                self.request_prefix,
+                self.next_request.fetch_add(1, Ordering::Relaxed)
+            )),
+        };
         let mut target = self.current_leader();
         let mut backoff = FIRST_BACKOFF;
         let mut tries_this_round = 0;
         loop {
-            let err = match self.call_once::<E>(&target, req).await {
+            let err = match self
+                .call_once::<E>(&target, req, request_id.as_deref())
+                .await
+            {
                 Ok(resp) => {
                     self.set_leader(&target);
                     return Ok(resp);
@@ -101,9 +125,7 @@ impl Namenodes {
                     code: ErrorCode::NotLeader | ErrorCode::Unavailable,
                     ..
                 }) => self.after(&target),
-                Error::Transport { source, .. } if worth_retrying(E::METHOD, source) => {
-                    self.after(&target)
-                }
+                Error::Transport { source, .. } if worth_retrying(source) => self.after(&target),
                 Error::Http {
                     status: 502..=504, ..
                 } => self.after(&target),
@@ -133,12 +155,20 @@ impl Namenodes {
     }
 
     /// One request to one namenode.
-    async fn call_once<E: Endpoint>(&self, addr: &str, req: &E::Request) -> Result<E::Response> {
+    async fn call_once<E: Endpoint>(
+        &self,
+        addr: &str,
+        req: &E::Request,
+        request_id: Option<&str>,
+    ) -> Result<E::Response> {
         let url = format!("http://{addr}{}", E::PATH);
-        let builder = match E::METHOD {
+        let mut builder = match E::METHOD {
             Method::Get => self.http.get(url).query(req),
             Method::Post => self.http.post(url).json(req),
         };
+        if let Some(id) = request_id {
+            builder = builder.header(REQUEST_ID_HEADER, id);
+        }
         let transport = |source| Error::Transport {
             addr: addr.to_string(),
             source,
@@ -164,9 +194,9 @@ impl Namenodes {
     }
 }
 
-/// Whether a failed request may be sent to another namenode. A refused connection never reached
-/// anyone, so any request may be retried; a request that failed in flight is retried only when it
-/// changes nothing (GET), since a POST may have been applied.
-fn worth_retrying(method: Method, err: &reqwest::Error) -> bool {
-    err.is_connect() || (method == Method::Get && (err.is_timeout() || err.is_request()))
+/// Whether a failed request may be sent to another namenode: any failure of the connection or
+/// of the exchange (a GET changes nothing; a POST carries its request id, so the namenodes apply
+/// it at most once), but not a request this client could not even build.
+fn worth_retrying(err: &reqwest::Error) -> bool {
+    !err.is_builder()
 }

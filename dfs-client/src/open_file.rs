@@ -52,11 +52,19 @@ struct ReadAhead {
     windows: Vec<Window>,
 }
 
-/// Bytes being fetched (or fetched) ahead of a sequential reader.
+/// Bytes being fetched (or fetched) ahead of a sequential reader. Dropping a window stops its
+/// fetch, so a reader that skips or finishes holds no read-ahead memory.
 struct Window {
     off: u64,
     version: u64,
     data: Shared<BoxFuture<'static, Option<Bytes>>>,
+    fetch: tokio::task::AbortHandle,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        self.fetch.abort();
+    }
 }
 
 impl Client {
@@ -298,6 +306,7 @@ impl OpenFile {
             // Spawned now, so the fetch runs while the caller consumes the current window.
             let task =
                 tokio::spawn(async move { read_direct(&shared, next, READ_AHEAD, false).await });
+            let fetch = task.abort_handle();
             let fut = async move {
                 match task.await {
                     Ok(Ok(bytes)) => bytes,
@@ -308,6 +317,7 @@ impl OpenFile {
                 off: next,
                 version,
                 data: fut.boxed().shared(),
+                fetch,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! File reads: block locations from the namenode once (refreshed when every replica of a block
 //! fails), each range streamed from a replica with every chunk verified against its CRC32C, and
-//! failover to the next replica (resuming where the last one stopped) on any error.
+//! failover to the next replica (resuming where the last one stopped) on any error. A replica
+//! whose data fails its checksum is reported to the namenode, which replaces it.
 //! Bytes of the file beyond a block's length, or in holes, read as zeros.
 
 use crate::client::Client;
@@ -9,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use dfs_proto::checksum::verify;
 use dfs_proto::grpc::{BlockRef, ReadBlockRequest, ReadBlockResponse};
 use dfs_proto::rest::{
-    BlockInfo, DatanodeAddr, FileBlocks, GetBlocks, GetBlocksRequest, LocatedBlock,
+    BadReplica, BlockInfo, DatanodeAddr, FileBlocks, GetBlocks, GetBlocksRequest, LocatedBlock,
+    ReplicaRef, ReportBadReplicas, ReportBadReplicasRequest,
 };
 use dfs_proto::{InodeId, TRANSFER_CHUNK};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -330,8 +332,35 @@ impl BlockRange {
 
     fn fail(&mut self, addr: &str, err: Error) {
         warn!(block = %self.block.id, datanode = addr, error = %err, "replica failed; trying the next");
+        if matches!(err, Error::Checksum { .. }) {
+            self.report_bad(addr);
+        }
         self.stream = None;
         self.last_error = Some(err.to_string());
+    }
+
+    /// Tells the namenode (in the background) that the replica at `addr` fails its checksums, so
+    /// it is replaced by a copy of a good one and deleted.
+    fn report_bad(&self, addr: &str) {
+        let Some(loc) = self.locations.iter().find(|l| l.grpc == addr) else {
+            return;
+        };
+        let req = ReportBadReplicasRequest {
+            replicas: vec![BadReplica {
+                block: ReplicaRef {
+                    id: self.block.id,
+                    generation: self.block.generation,
+                },
+                datanode: loc.id.clone(),
+            }],
+        };
+        let client = self.client.clone();
+        let block = self.block.id;
+        tokio::spawn(async move {
+            if let Err(error) = client.call::<ReportBadReplicas>(&req).await {
+                warn!(%block, %error, "could not report a corrupt replica");
+            }
+        });
     }
 
     async fn open(&self, addr: &str) -> Result<Streaming<ReadBlockResponse>> {

@@ -1,6 +1,7 @@
 //! Work handed to this datanode in heartbeat replies: deleting replicas and copying replicas
 //! to other datanodes. Commands wait in a bounded queue; a full queue drops the command (the
-//! namenode hands it out again). At most [`MAX_REPLICATIONS`] copies run at a time.
+//! namenode hands it out again). At most [`MAX_REPLICATIONS`] copies run at a time, and together
+//! they send no faster than the node's replication bandwidth (`--replication-bandwidth`).
 
 use crate::Node;
 use crate::block_store::Replica;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 /// Replications running at once.
-pub const MAX_REPLICATIONS: usize = 2;
+pub const MAX_REPLICATIONS: usize = 4;
 /// Commands waiting to run.
 const QUEUE_DEPTH: usize = 256;
 
@@ -138,6 +139,7 @@ pub async fn replicate(
     let store = Arc::clone(&node.store);
     let reader = blocking(move || store.open_reader(replica)).await?;
     let length = reader.length();
+    let throttle = Arc::clone(&node.replication_throttle);
     if length != block.len {
         return Err(Status::failed_precondition(format!(
             "local {replica} has {length} bytes, the namenode expects {}",
@@ -164,6 +166,7 @@ pub async fn replicate(
         }
         let mut pos = 0;
         while pos < length {
+            throttle.take_blocking(TRANSFER_CHUNK.min((length - pos) as usize) as u64);
             let chunk = reader.read_chunk(pos, TRANSFER_CHUNK)?;
             pos += chunk.data.len() as u64;
             let msg = WriteBlockRequest {

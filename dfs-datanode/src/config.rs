@@ -25,11 +25,21 @@ pub struct Config {
     pub capacity: Option<u64>,
     /// Bytes of the file system kept free.
     pub reserved: u64,
+    /// Bytes per second this node sends for replication copies, all copies together; 0 means
+    /// no limit.
+    pub replication_bandwidth: u64,
+    /// Bytes per second the scrubber re-reads and verifies; 0 turns it off.
+    pub scrub_rate: u64,
+    /// Pause between two scrub passes over every replica.
+    pub scrub_interval: Duration,
 }
 
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9866";
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:9864";
 pub const DEFAULT_RESERVED: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_REPLICATION_BANDWIDTH: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_SCRUB_RATE: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl Config {
     /// A configuration with defaults, for tests and embedding.
@@ -44,6 +54,9 @@ impl Config {
             block_report_interval: Duration::from_secs(600),
             capacity: None,
             reserved: DEFAULT_RESERVED,
+            replication_bandwidth: DEFAULT_REPLICATION_BANDWIDTH,
+            scrub_rate: DEFAULT_SCRUB_RATE,
+            scrub_interval: DEFAULT_SCRUB_INTERVAL,
         }
     }
 
@@ -84,6 +97,15 @@ impl Config {
         config.capacity = cli.capacity.or(file.capacity).map(|b| b.0);
         if let Some(v) = cli.reserved.or(file.reserved) {
             config.reserved = v.0;
+        }
+        if let Some(v) = cli.replication_bandwidth.or(file.replication_bandwidth) {
+            config.replication_bandwidth = v.0;
+        }
+        if let Some(v) = cli.scrub_rate.or(file.scrub_rate) {
+            config.scrub_rate = v.0;
+        }
+        if let Some(v) = cli.scrub_interval.or(file.scrub_interval) {
+            config.scrub_interval = v;
         }
         if config.heartbeat_interval.is_zero() || config.block_report_interval.is_zero() {
             return Err(ConfigError::Invalid("intervals must be longer than zero"));
@@ -141,6 +163,16 @@ pub struct Cli {
     /// Space kept free on the file system, e.g. 256MiB [default: 256MiB].
     #[arg(long, env = "DFS_DATANODE_RESERVED")]
     pub reserved: Option<ByteSize>,
+    /// Bytes per second sent for replication copies, e.g. 100MiB; 0 = no limit
+    /// [default: 256MiB].
+    #[arg(long, env = "DFS_DATANODE_REPLICATION_BANDWIDTH")]
+    pub replication_bandwidth: Option<ByteSize>,
+    /// Bytes per second the scrubber verifies, e.g. 4MiB; 0 = off [default: 4MiB].
+    #[arg(long, env = "DFS_DATANODE_SCRUB_RATE")]
+    pub scrub_rate: Option<ByteSize>,
+    /// Pause between scrub passes, e.g. 24h [default: 24h].
+    #[arg(long, env = "DFS_DATANODE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
+    pub scrub_interval: Option<Duration>,
     /// TOML file with the same settings (snake_case keys).
     #[arg(long, env = "DFS_DATANODE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -161,6 +193,10 @@ struct FileConfig {
     block_report_interval: Option<Duration>,
     capacity: Option<ByteSize>,
     reserved: Option<ByteSize>,
+    replication_bandwidth: Option<ByteSize>,
+    scrub_rate: Option<ByteSize>,
+    #[serde(default, with = "humantime_serde")]
+    scrub_interval: Option<Duration>,
 }
 
 impl FileConfig {

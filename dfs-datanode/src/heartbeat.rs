@@ -3,15 +3,21 @@
 //! does not drift. A reply with `reregister` starts over; commands in replies go to the
 //! command worker; full reports repeat on their own interval; incremental reports go out as
 //! soon as changes are recorded. A failing namenode is logged and retried, never fatal.
+//!
+//! Fencing: every heartbeat answer carries the namenode's Raft term. Commands are taken only
+//! from an answer whose term is at least the newest this datanode has seen from any namenode,
+//! so a deposed leader (an older term) can no longer order deletes or copies.
 
 use crate::Node;
 use crate::commands::CommandQueue;
 use crate::reports::{PendingReports, RestError};
+use dfs_proto::DatanodeId;
 use dfs_proto::rest::{
     BlockReport, BlockReportRequest, Heartbeat, HeartbeatRequest, IncrementalBlockReport,
     RegisterDatanode, RegisterDatanodeRequest,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -60,8 +66,17 @@ pub async fn namenode_loop(
                                 tracing::info!("namenode answers heartbeats again");
                                 failing = false;
                             }
-                            for command in reply.commands {
-                                commands.submit(command);
+                            let own_id = node.store.datanode_id();
+                            if fence_admits(own_id, reply.term) {
+                                for command in reply.commands {
+                                    commands.submit(command);
+                                }
+                            } else if !reply.commands.is_empty() {
+                                tracing::warn!(
+                                    term = reply.term,
+                                    count = reply.commands.len(),
+                                    "ignoring commands from a namenode with an older term"
+                                );
                             }
                             if report_due {
                                 report_due = !talk.full_report().await;
@@ -85,6 +100,24 @@ pub async fn namenode_loop(
                 }
             }
         }
+    }
+}
+
+/// The newest namenode term each datanode of this process has seen (keyed by datanode id so
+/// that datanodes run in-process by tests do not share it).
+static NEWEST_TERM: LazyLock<Mutex<HashMap<DatanodeId, u64>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Records `term` and answers whether commands stamped with it may be carried out: only when no
+/// namenode has shown a newer term.
+fn fence_admits(datanode: &DatanodeId, term: u64) -> bool {
+    let mut seen = NEWEST_TERM.lock().unwrap_or_else(|e| e.into_inner());
+    let newest = seen.entry(datanode.clone()).or_insert(0);
+    if term >= *newest {
+        *newest = term;
+        true
+    } else {
+        false
     }
 }
 
@@ -204,5 +237,24 @@ impl Conversation<'_> {
                 self.pending.restore(request);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_from_an_older_term_are_fenced_off() {
+        let a = DatanodeId("fence-test-a".to_string());
+        let b = DatanodeId("fence-test-b".to_string());
+        assert!(fence_admits(&a, 3));
+        assert!(fence_admits(&a, 3), "the same term still leads");
+        assert!(!fence_admits(&a, 2), "a deposed leader is ignored");
+        assert!(fence_admits(&a, 4));
+        assert!(
+            fence_admits(&b, 1),
+            "each datanode keeps its own newest term"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`block_store`]: the on-disk replicas (crash-safe writes, start-up scan); `durable` holds
 //!   the one rename-into-place helper, `sidecar` the checksum file format, [`space`] statvfs.
 //! - `transfer`: the gRPC service; `peers`: cached channels to other datanodes.
-//! - `heartbeat`, `reports`, `commands`: the conversation with namenodes.
+//! - `heartbeat`, `reports`, `commands`: the conversation with namenodes; `throttle` caps the
+//!   bandwidth of replication copies; `scrubber` re-verifies stored replicas in the background.
 //! - `http`: `GET /health`. [`config`]: flags, TOML file and defaults.
 //!
 //! [`run`] takes its listeners and a shutdown token, so tests start a datanode in-process on
@@ -19,8 +20,10 @@ mod heartbeat;
 mod http;
 mod peers;
 mod reports;
+mod scrubber;
 mod sidecar;
 pub mod space;
+mod throttle;
 mod transfer;
 
 pub use config::{ByteSize, Cli, Config, ConfigError};
@@ -55,6 +58,8 @@ pub(crate) struct Node {
     transfers: Arc<ActiveTransfers>,
     heartbeat_interval: Duration,
     block_report_interval: Duration,
+    /// Shared by every replication copy this node sends.
+    replication_throttle: Arc<throttle::Throttle>,
 }
 
 impl Node {
@@ -125,6 +130,7 @@ pub async fn run(
         transfers: Arc::default(),
         heartbeat_interval: config.heartbeat_interval,
         block_report_interval: config.block_report_interval,
+        replication_throttle: Arc::new(throttle::Throttle::new(config.replication_bandwidth)),
     });
     tracing::info!(
         datanode_id = %node.store.datanode_id(),
@@ -149,6 +155,15 @@ pub async fn run(
 
     let mut loops = JoinSet::new();
     let (commands, command_worker) = commands::start(Arc::clone(&node), stop.clone());
+    loops.spawn(scrubber::run(
+        Arc::clone(&node),
+        config.namenodes.clone(),
+        scrubber::ScrubSettings {
+            rate: config.scrub_rate,
+            interval: config.scrub_interval,
+        },
+        stop.clone(),
+    ));
     for (i, namenode) in config.namenodes.iter().enumerate() {
         let Some(pending) = node.reports.for_namenode(i) else {
             continue;

@@ -88,6 +88,7 @@ async fn heartbeat(
     Json(HeartbeatResponse {
         reregister,
         commands,
+        term: 0,
     })
 }
 

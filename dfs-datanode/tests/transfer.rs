@@ -198,7 +198,7 @@ async fn ranged_reads_return_the_right_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_downstream_is_named_and_the_local_replica_kept() {
+async fn a_dead_downstream_is_named() {
     let a = TestNode::start(vec![closed_port().await]).await;
     let b = TestNode::start(vec![closed_port().await]).await;
     let dead = closed_port().await;
@@ -218,12 +218,8 @@ async fn a_dead_downstream_is_named_and_the_local_replica_kept() {
         .get(dfs_datanode::FAILED_DATANODE)
         .and_then(|v| v.to_str().ok());
     assert_eq!(named, Some(dead.as_str()));
-    for node in [&a, &b] {
-        let back = read(&mut node.client().await, 11, 1, 0, 0)
-            .await
-            .expect("kept");
-        assert!(back == data);
-    }
+    // Whatever the upstream nodes kept of this generation is garbage: the writer rebuilds the
+    // pipeline under a new generation, and the namenode deletes the old one.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,18 +27,28 @@ struct Args {
     /// Write the log to this file instead of stderr.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// How long an operation keeps looking for a namenode leader (across an election) before
+    /// it fails with EIO, in seconds [default: 30, or the client config file's].
+    #[arg(long, value_name = "SECONDS")]
+    failover_timeout: Option<f64>,
     mountpoint: PathBuf,
 }
 
 fn main() -> ExitCode {
+    dfs_fuse::return_freed_memory_promptly();
     let args = Args::parse();
     if args.daemon {
         return daemon::detach();
     }
     let mut readiness = daemon::Readiness::from_env();
     let result = init_tracing(args.log.as_deref()).and_then(|()| {
+        let mut client = ClientConfig::discover(args.namenodes.as_deref())?;
+        if let Some(secs) = args.failover_timeout {
+            client.failover_timeout = std::time::Duration::try_from_secs_f64(secs)
+                .map_err(|e| anyhow!("--failover-timeout {secs}: {e}"))?;
+        }
         let config = MountConfig {
-            client: ClientConfig::discover(args.namenodes.as_deref())?,
+            client,
             options: MountOptions::parse(&args.options).map_err(|e| anyhow!(e))?,
             mountpoint: args.mountpoint.clone(),
         };

@@ -1,22 +1,36 @@
 //! The block map: which datanode holds which replica (block id, generation, length). Soft
-//! state, never persisted, rebuilt from block reports. It also queues the delete commands the
-//! leader hands each datanode in its heartbeat answers: for replicas the namespace calls stale
-//! or orphaned, and for blocks the namespace freed.
+//! state, never persisted, rebuilt from block reports. It also holds the leader's pending work
+//! for datanodes: delete commands (for replicas the namespace calls stale or orphaned, blocks
+//! the namespace freed, surplus and corrupt replicas) and replicate commands (planned by
+//! [`replication`](crate::replication)), handed out in heartbeat answers; the replicas found
+//! corrupt; and the copies handed out but not yet confirmed.
 //!
 //! The map does not read the namespace itself: callers classify reported replicas first (under
 //! the namespace lock) and then update the map (under its own lock), so the two locks are never
 //! held together.
 
 use crate::namespace::ReplicaStatus;
-use dfs_proto::rest::{BlockInfo, ReplicaRef};
+use crate::replication::ReplicationPolicy;
+use dfs_proto::rest::{BlockInfo, DatanodeAddr, DatanodeCommand, ReplicaRef};
 use dfs_proto::{BlockId, DatanodeId, Generation};
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// One replica on one datanode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub generation: Generation,
     pub len: u64,
+}
+
+/// A copy handed to a source datanode, not yet reported by every target.
+#[derive(Debug, Clone)]
+pub struct PendingCopy {
+    pub generation: Generation,
+    pub source: DatanodeId,
+    pub targets: Vec<DatanodeId>,
+    /// After this the copy is presumed lost and the block is planned again.
+    pub deadline: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +41,17 @@ pub struct BlockMap {
     by_node: HashMap<DatanodeId, HashSet<ReplicaRef>>,
     /// Replicas each datanode should delete, not yet handed out.
     deletes: HashMap<DatanodeId, HashSet<ReplicaRef>>,
+    /// Good replicas the leader decided to delete (surplus or corrupt): they no longer count
+    /// or get read, until the datanode reports them gone.
+    doomed: HashSet<(DatanodeId, ReplicaRef)>,
+    /// Replicas reported as failing their checksums: never handed to readers, never a source.
+    corrupt: HashSet<(DatanodeId, ReplicaRef)>,
+    /// Replicate commands not yet handed out, by source datanode.
+    replications: HashMap<DatanodeId, Vec<DatanodeCommand>>,
+    /// Copies handed out and not yet confirmed, by block.
+    copies: HashMap<BlockId, PendingCopy>,
+    /// How re-replication behaves (set once at start).
+    pub policy: ReplicationPolicy,
 }
 
 fn replica_ref(b: &BlockInfo) -> ReplicaRef {
@@ -39,6 +64,13 @@ fn replica_ref(b: &BlockInfo) -> ReplicaRef {
 impl BlockMap {
     pub fn new() -> BlockMap {
         BlockMap::default()
+    }
+
+    pub fn with_policy(policy: ReplicationPolicy) -> BlockMap {
+        BlockMap {
+            policy,
+            ..BlockMap::default()
+        }
     }
 
     fn add(&mut self, node: &DatanodeId, block: &BlockInfo) {
@@ -57,6 +89,14 @@ impl BlockMap {
             .entry(node.clone())
             .or_default()
             .insert(replica_ref(block));
+        if let Some(copy) = self.copies.get_mut(&block.id)
+            && copy.generation == block.generation
+        {
+            copy.targets.retain(|t| t != node);
+            if copy.targets.is_empty() {
+                self.copies.remove(&block.id);
+            }
+        }
     }
 
     fn remove(&mut self, node: &DatanodeId, r: &ReplicaRef) {
@@ -77,6 +117,13 @@ impl BlockMap {
         if let Some(set) = self.deletes.get_mut(node) {
             set.remove(r);
         }
+    }
+
+    /// The replica is gone from the datanode: every mark on it goes too.
+    fn forget_marks(&mut self, node: &DatanodeId, r: &ReplicaRef) {
+        let key = (node.clone(), *r);
+        self.doomed.remove(&key);
+        self.corrupt.remove(&key);
     }
 
     fn reconcile(&mut self, node: &DatanodeId, block: &BlockInfo, status: ReplicaStatus) {
@@ -101,11 +148,21 @@ impl BlockMap {
         for r in &old {
             self.remove(node, r);
         }
-        // Deletes queued for replicas the node no longer has are done.
+        // Deletes queued for replicas the node no longer has are done; marks on replicas it
+        // no longer has are dropped; doomed replicas it still has are deleted again.
         let held: HashSet<ReplicaRef> = report.iter().map(|(b, _)| replica_ref(b)).collect();
         if let Some(q) = self.deletes.get_mut(node) {
             q.retain(|r| held.contains(r));
         }
+        self.corrupt.retain(|(n, r)| n != node || held.contains(r));
+        self.doomed.retain(|(n, r)| n != node || held.contains(r));
+        let again: Vec<ReplicaRef> = self
+            .doomed
+            .iter()
+            .filter(|(n, _)| n == node)
+            .map(|(_, r)| *r)
+            .collect();
+        self.deletes.entry(node.clone()).or_default().extend(again);
         for (block, status) in report {
             self.reconcile(node, block, *status);
         }
@@ -120,6 +177,7 @@ impl BlockMap {
     ) {
         for r in deleted {
             self.remove(node, r);
+            self.forget_marks(node, r);
         }
         for (block, status) in received {
             self.reconcile(node, block, *status);
@@ -147,6 +205,13 @@ impl BlockMap {
         }
     }
 
+    /// Tells `node` to delete a good replica (surplus, or corrupt once a good copy exists). It
+    /// stops counting at once.
+    pub fn delete_replica(&mut self, node: &DatanodeId, r: ReplicaRef) {
+        self.doomed.insert((node.clone(), r));
+        self.deletes.entry(node.clone()).or_default().insert(r);
+    }
+
     /// The deletes queued for `node`, handed out once.
     pub fn take_deletes(&mut self, node: &DatanodeId) -> Vec<ReplicaRef> {
         let mut out: Vec<ReplicaRef> = self
@@ -158,10 +223,30 @@ impl BlockMap {
         out
     }
 
-    /// Datanodes holding exactly this generation of the block, with at least its length.
+    /// The replicate commands queued for `node`, handed out once.
+    pub fn take_replications(&mut self, node: &DatanodeId) -> Vec<DatanodeCommand> {
+        self.replications.remove(node).unwrap_or_default()
+    }
+
+    /// Datanodes holding exactly this generation of the block, with at least its length, and
+    /// neither corrupt nor being deleted: the replicas to read from.
     pub fn holders(&self, block: &BlockInfo) -> Vec<DatanodeId> {
+        let r = replica_ref(block);
         let mut out: Vec<DatanodeId> = self
-            .replicas
+            .holders_any(block)
+            .into_iter()
+            .filter(|n| {
+                let key = (n.clone(), r);
+                !self.corrupt.contains(&key) && !self.doomed.contains(&key)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Datanodes holding this generation with at least its length, whatever their marks.
+    fn holders_any(&self, block: &BlockInfo) -> Vec<DatanodeId> {
+        self.replicas
             .get(&block.id)
             .map(|nodes| {
                 nodes
@@ -173,9 +258,90 @@ impl BlockMap {
                     .map(|(n, _)| n.clone())
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Datanodes holding a replica of this block reported corrupt and not yet deleted.
+    pub fn corrupt_holders(&self, block: &BlockInfo) -> Vec<DatanodeId> {
+        let r = replica_ref(block);
+        let mut out: Vec<DatanodeId> = self
+            .holders_any(block)
+            .into_iter()
+            .filter(|n| {
+                let key = (n.clone(), r);
+                self.corrupt.contains(&key) && !self.doomed.contains(&key)
+            })
+            .collect();
         out.sort();
         out
+    }
+
+    /// Every datanode holding any replica of the block id (a copy must go elsewhere).
+    pub fn nodes_with_id(&self, id: BlockId) -> Vec<DatanodeId> {
+        self.replicas
+            .get(&id)
+            .map(|nodes| nodes.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Marks a replica corrupt (a reader or scrubber found a checksum mismatch). `false` if the
+    /// map does not know that replica on that datanode.
+    pub fn mark_corrupt(&mut self, node: &DatanodeId, r: ReplicaRef) -> bool {
+        let known = self
+            .replicas
+            .get(&r.id)
+            .and_then(|nodes| nodes.get(node))
+            .is_some_and(|hs| hs.iter().any(|h| h.generation == r.generation));
+        if known {
+            self.corrupt.insert((node.clone(), r));
+        }
+        known
+    }
+
+    /// Targets of an unexpired copy of this block (an expired copy is forgotten).
+    pub fn pending_targets(&mut self, block: &BlockInfo, now: Instant) -> Vec<DatanodeId> {
+        match self.copies.get(&block.id) {
+            Some(c) if c.generation == block.generation && c.deadline > now => c.targets.clone(),
+            Some(_) => {
+                self.copies.remove(&block.id);
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Copies `node` was asked to send that are not confirmed yet.
+    pub fn copies_from(&self, node: &DatanodeId) -> usize {
+        self.copies.values().filter(|c| &c.source == node).count()
+    }
+
+    /// Copies handed out and not confirmed yet.
+    pub fn pending_copies(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// Queues a replicate command for `source` and remembers the copy until its targets report
+    /// the replica or `deadline` passes.
+    pub fn schedule_copy(
+        &mut self,
+        block: BlockInfo,
+        source: &DatanodeId,
+        targets: Vec<DatanodeAddr>,
+        deadline: Instant,
+    ) {
+        self.copies.insert(
+            block.id,
+            PendingCopy {
+                generation: block.generation,
+                source: source.clone(),
+                targets: targets.iter().map(|t| t.id.clone()).collect(),
+                deadline,
+            },
+        );
+        self.replications
+            .entry(source.clone())
+            .or_default()
+            .push(DatanodeCommand::Replicate { block, targets });
     }
 
     /// How many replicas the map records on `node`.

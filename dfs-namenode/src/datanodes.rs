@@ -20,6 +20,21 @@ pub struct DatanodeInfo {
     /// Block reads and writes in progress (placement prefers idle nodes).
     pub active_transfers: u32,
     pub last_heartbeat: Instant,
+    /// Whether the operator is draining it (kept across re-registrations).
+    pub admin: AdminState,
+}
+
+/// What the operator asked of a datanode (`dfs admin decommission`). Soft state like the rest
+/// of the registry: it lives on the leader that was asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes new blocks; its replicas count.
+    #[default]
+    Normal,
+    /// Takes no new blocks; its replicas are read and copied but do not count.
+    Decommissioning,
+    /// Every block it held has enough replicas elsewhere: safe to remove.
+    Decommissioned,
 }
 
 impl DatanodeInfo {
@@ -54,6 +69,8 @@ impl Datanodes {
 
     /// Adds or refreshes a datanode (a registration counts as a heartbeat).
     pub fn register(&self, req: &RegisterDatanodeRequest) {
+        let mut nodes = self.nodes();
+        let admin = nodes.get(&req.id).map(|i| i.admin).unwrap_or_default();
         let info = DatanodeInfo {
             id: req.id.clone(),
             grpc_addr: req.grpc_addr.clone(),
@@ -63,8 +80,20 @@ impl Datanodes {
             remaining: req.remaining,
             active_transfers: 0,
             last_heartbeat: Instant::now(),
+            admin,
         };
-        self.nodes().insert(req.id.clone(), info);
+        nodes.insert(req.id.clone(), info);
+    }
+
+    /// Sets a datanode's admin state; `false` if the datanode is unknown.
+    pub fn set_admin(&self, id: &DatanodeId, admin: AdminState) -> bool {
+        match self.nodes().get_mut(id) {
+            Some(info) => {
+                info.admin = admin;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records a heartbeat; `false` when the datanode is unknown (it must register again).

@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod node;
 pub mod placement;
 pub mod raft;
+pub mod replication;
 
 pub use config::Config;
 
@@ -46,6 +47,9 @@ fn raft_config(config: &Config) -> anyhow::Result<openraft::Config> {
         election_timeout_min: millis(config.election_timeout_min),
         election_timeout_max: millis(config.election_timeout_max),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        // Keep half a snapshot interval of log behind each snapshot (a follower a little
+        // behind catches up by log); one further behind gets the snapshot.
+        max_in_snapshot_log_to_keep: (config.snapshot_every / 2).min(1000),
         ..Default::default()
     };
     c.validate().context("raft settings")
@@ -62,12 +66,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let local = listener.local_addr().context("listener address")?;
     let advertise = match &config.advertise {
         Some(a) => a.clone(),
-        None => listener
-            .local_addr()
-            .context("listener address")?
-            .to_string(),
+        None => local.to_string(),
     };
     let peers = if config.peers.is_empty() {
         BTreeMap::from([(config.node_id, advertise.clone())])
@@ -87,7 +89,12 @@ pub async fn run(
     })
     .await??;
 
-    let blocks = Arc::new(Mutex::new(BlockMap::new()));
+    let blocks = Arc::new(Mutex::new(BlockMap::with_policy(
+        replication::ReplicationPolicy {
+            min_replicas: config.min_replicas,
+            ..Default::default()
+        },
+    )));
     let namespace_config = NamespaceConfig {
         block_size: config.block_size,
         lease_ms: millis(config.lease_duration),
@@ -100,7 +107,8 @@ pub async fn run(
     };
 
     let network = NetworkFactory {
-        client: http_client().context("build HTTP client")?,
+        client: http_client(Some(local.ip()).filter(|ip| !ip.is_unspecified()))
+            .context("build HTTP client")?,
         node_id: config.node_id,
     };
     let raft = raft::Raft::new(
@@ -147,6 +155,7 @@ pub async fn run(
     }
 
     let ticker = tokio::spawn(lease_ticker::run(node.clone(), shutdown.clone()));
+    let replicator = tokio::spawn(replication::run(node.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -158,6 +167,9 @@ pub async fn run(
     }
     if let Err(e) = ticker.await {
         tracing::warn!(error = %e, "lease ticker failed");
+    }
+    if let Err(e) = replicator.await {
+        tracing::warn!(error = %e, "replication monitor failed");
     }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown failed");

@@ -1,10 +1,14 @@
 //! One running namenode as the request handlers see it: its Raft handle, the state machine to
 //! read from, and the soft datanode state. Proposing a command and making a read linearizable
 //! live here, with their mapping of Raft errors to [`ApiError`].
+//!
+//! A proposal carries the client's request id when the request named one (the `REQUEST_ID`
+//! task-local, set by the API's middleware), so that a retry is applied once.
 
 use crate::block_map::BlockMap;
 use crate::datanodes::Datanodes;
 use crate::namespace::{Command, Namespace, Proposal, Reply};
+use crate::raft::dedup::Request;
 use crate::raft::state_machine::{StateMachine, lock_blocks};
 use crate::raft::{NodeId, Raft};
 use dfs_proto::rest::{NamenodeRole, Timestamp};
@@ -12,7 +16,17 @@ use dfs_proto::{ApiError, ErrorCode};
 use openraft::ServerState;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a proposal may wait to be committed. A leader cut off from its followers cannot
+/// commit; the client is answered `UNAVAILABLE` and retries elsewhere (with the same request id,
+/// so the change is applied at most once even if this proposal commits later).
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
+
+tokio::task_local! {
+    /// The id of the client request being handled (see `raft::dedup`).
+    pub static REQUEST_ID: Option<String>;
+}
 
 /// Cluster-wide settings the API reports and placement uses.
 #[derive(Debug, Clone)]
@@ -67,6 +81,11 @@ impl Node {
         leader.and_then(|id| self.addr_of(id))
     }
 
+    /// The current Raft term as this node knows it.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }
@@ -92,8 +111,19 @@ impl Node {
     /// Proposes a command stamped with this node's clock and waits until it is committed and
     /// applied; answers what the namespace answered.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
-        let proposal = Proposal { now: now(), cmd };
-        match self.raft.client_write(proposal).await {
+        let request = Request {
+            proposal: Proposal { now: now(), cmd },
+            request_id: REQUEST_ID.try_with(Clone::clone).ok().flatten(),
+        };
+        let written = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(request)).await;
+        let Ok(written) = written else {
+            tracing::warn!(timeout = ?PROPOSE_TIMEOUT, "proposal not committed in time");
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the change was not committed in time (no quorum?)",
+            ));
+        };
+        match written {
             Ok(resp) => resp.data,
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ApiError::not_leader(
@@ -118,7 +148,15 @@ impl Node {
         &self,
         f: impl FnOnce(&Namespace) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        match self.raft.ensure_linearizable().await {
+        let confirmed =
+            tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.ensure_linearizable()).await;
+        let Ok(confirmed) = confirmed else {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "leadership could not be confirmed in time (no quorum?)",
+            ));
+        };
+        match confirmed {
             Ok(_) => self.state.read(f),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fw))) => {
                 Err(ApiError::not_leader(

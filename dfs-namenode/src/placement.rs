@@ -1,9 +1,10 @@
-//! Block placement: which datanodes a new block's pipeline goes to. Distinct live datanodes
-//! with room for a whole block, never an excluded one, favouring free space and low load. The
+//! Block placement: which datanodes a new block's pipeline (or a replication copy) goes to.
+//! Distinct live datanodes with room for a whole block, never an excluded or decommissioning
+//! one (a full datanode takes no new blocks), favouring free space and low load. The
 //! pick is a weighted random draw among the best candidates, so that one client's consecutive
 //! blocks spread over the cluster instead of all landing on the emptiest node.
 
-use crate::datanodes::DatanodeInfo;
+use crate::datanodes::{AdminState, DatanodeInfo};
 use dfs_proto::DatanodeId;
 use dfs_proto::rest::DatanodeAddr;
 use rand::Rng;
@@ -36,6 +37,7 @@ pub fn choose_pipeline(
     }
     let mut candidates: Vec<&DatanodeInfo> = live
         .iter()
+        .filter(|n| n.admin == AdminState::Normal)
         .filter(|n| n.remaining > block_size && !exclude.contains(&n.id))
         .collect();
     if candidates.is_empty() {
@@ -82,6 +84,7 @@ mod tests {
             remaining,
             active_transfers,
             last_heartbeat: Instant::now(),
+            admin: AdminState::Normal,
         }
     }
 

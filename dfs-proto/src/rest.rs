@@ -442,6 +442,10 @@ pub struct HeartbeatResponse {
     /// report again.
     pub reregister: bool,
     pub commands: Vec<DatanodeCommand>,
+    /// The answering namenode's Raft term. A datanode takes commands only from the newest term
+    /// it has seen, so a deposed leader cannot order deletes (fencing). 0 from old namenodes.
+    #[serde(default)]
+    pub term: u64,
 }
 
 /// Names one replica on the wire: block id and generation.
@@ -485,6 +489,10 @@ pub struct IncrementalBlockReportRequest {
 pub enum DatanodeState {
     Live,
     Dead,
+    /// Live, and its replicas are being copied elsewhere; it takes no new blocks.
+    Decommissioning,
+    /// Every replica it held has enough copies elsewhere: safe to remove.
+    Decommissioned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -563,3 +571,163 @@ pub struct SetXattrRequest {
 pub const XATTR_NAME_MAX: usize = 255;
 /// Largest extended attribute value the namenode stores, in bytes (as Linux `XATTR_SIZE_MAX`).
 pub const XATTR_SIZE_MAX: usize = 64 * 1024;
+
+endpoints! {
+    /// Namenode high availability: members, roles, term, commit and applied index, lag.
+    HaStatus: Get "/v1/ha/status", Empty => HaStatusResponse;
+    /// Adds a namenode as a voter (it catches up as a learner first). Leader only.
+    HaAddNode: Post "/v1/ha/add", HaAddNodeRequest => HaStatusResponse;
+    /// Removes a namenode from the voters. Leader only.
+    HaRemoveNode: Post "/v1/ha/remove", HaRemoveNodeRequest => HaStatusResponse;
+    /// Makes the answering namenode the only voter (two-namenode deployments whose other
+    /// namenode is gone). Refused while another voter still answers.
+    HaPromote: Post "/v1/ha/promote", Empty => HaStatusResponse;
+}
+
+/// One namenode as the answering namenode sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaMember {
+    pub id: NamenodeId,
+    pub addr: String,
+    /// Leader, follower, or learner (a non-voter catching up); `None` when not known here.
+    pub role: Option<NamenodeRole>,
+    pub voter: bool,
+    /// Highest log index known replicated to it (the leader knows this for every member).
+    pub matched: Option<u64>,
+    /// Entries it is behind the leader's last log index (leader only).
+    pub lag: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaStatusResponse {
+    /// The namenode that answered.
+    pub namenode: NamenodeId,
+    pub role: NamenodeRole,
+    pub term: u64,
+    pub leader: Option<NamenodeId>,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// Last log index included in the newest snapshot.
+    pub snapshot_index: Option<u64>,
+    pub members: Vec<HaMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaAddNodeRequest {
+    pub id: NamenodeId,
+    /// REST address (host:port) of the new namenode.
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaRemoveNodeRequest {
+    pub id: NamenodeId,
+}
+
+endpoints! {
+    /// A reader or a datanode's scrubber found replicas that fail their checksums: the leader
+    /// stops handing them out, copies the block from a good replica, then deletes the bad one.
+    ReportBadReplicas: Post "/v1/block/bad", ReportBadReplicasRequest => Empty;
+    /// Pipeline recovery: a datanode of the pipeline writing block `index` failed. The leader
+    /// allocates a fresh generation of the block on a pipeline without the failed datanodes
+    /// (so the partial replicas of the old generation can never be read), or answers `ENOSPC`
+    /// / `UNAVAILABLE` when fewer than the cluster's minimum of replicas can be written.
+    RecoverBlock: Post "/v1/block/recover", RecoverBlockRequest => LocatedBlock;
+    /// Health of the files under a path: blocks, replicas, missing, corrupt, under-replicated.
+    Fsck: Get "/v1/admin/fsck", FsckRequest => FsckReport;
+    /// Starts draining a datanode: its replicas are copied elsewhere, then it is decommissioned.
+    Decommission: Post "/v1/admin/decommission", DecommissionRequest => DatanodeReport;
+}
+
+/// One replica found bad.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadReplica {
+    pub block: ReplicaRef,
+    pub datanode: DatanodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportBadReplicasRequest {
+    pub replicas: Vec<BadReplica>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverBlockRequest {
+    pub ino: InodeId,
+    pub client: ClientId,
+    pub index: u64,
+    /// The generation whose pipeline failed.
+    pub block: BlockInfo,
+    /// Datanodes that failed while writing this block (never chosen again for it).
+    pub failed: Vec<DatanodeId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckRequest {
+    /// Absolute path of a file or directory (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Most problem blocks listed (the counts always cover everything); the namenode caps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockHealth {
+    /// No live replica: the data is not readable.
+    Missing,
+    /// Every live replica is corrupt.
+    Corrupt,
+    /// Fewer good live replicas than the replication factor.
+    UnderReplicated,
+}
+
+/// A block that is not healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckProblem {
+    pub path: String,
+    pub index: u64,
+    pub block: BlockInfo,
+    pub health: BlockHealth,
+    /// Good replicas on live datanodes (decommissioning ones included).
+    pub live: u32,
+    pub corrupt: u32,
+    pub wanted: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckReport {
+    pub path: String,
+    pub files: u64,
+    pub directories: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+    /// Good replicas on live datanodes, summed over blocks.
+    pub replicas: u64,
+    pub replication: u32,
+    pub missing: u64,
+    pub corrupt: u64,
+    pub under_replicated: u64,
+    /// Blocks with more replicas than wanted (trimmed shortly).
+    pub over_replicated: u64,
+    /// Replication copies handed out and not yet confirmed.
+    pub pending_replications: u64,
+    pub problems: Vec<FsckProblem>,
+    /// Problems left out of the list by the limit.
+    pub problems_omitted: u64,
+}
+
+impl FsckReport {
+    /// No block is missing or wholly corrupt (under-replicated blocks are still readable).
+    pub fn data_intact(&self) -> bool {
+        self.missing == 0 && self.corrupt == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecommissionRequest {
+    /// A datanode id, or its gRPC address (host:port).
+    pub datanode: String,
+}

@@ -187,16 +187,15 @@ pub fn stat_text(path: &str, attr: &Attr, blocks: Option<&FileBlocks>) -> String
 /// What `dfs admin report` prints.
 pub fn report_text(r: &ClusterReport) -> String {
     let mut out = String::new();
-    let live = r
-        .datanodes
-        .iter()
-        .filter(|d| d.state == DatanodeState::Live)
-        .count();
+    let count = |s: DatanodeState| r.datanodes.iter().filter(|d| d.state == s).count();
     let _ = writeln!(
         out,
-        "Datanodes: {} ({live} live, {} dead)",
+        "Datanodes: {} ({} live, {} dead, {} decommissioning, {} decommissioned)",
         r.datanodes.len(),
-        r.datanodes.len() - live
+        count(DatanodeState::Live),
+        count(DatanodeState::Dead),
+        count(DatanodeState::Decommissioning),
+        count(DatanodeState::Decommissioned)
     );
     let _ = writeln!(
         out,
@@ -214,6 +213,8 @@ pub fn report_text(r: &ClusterReport) -> String {
         let state = match d.state {
             DatanodeState::Live => "live",
             DatanodeState::Dead => "dead",
+            DatanodeState::Decommissioning => "decommissioning",
+            DatanodeState::Decommissioned => "decommissioned",
         };
         let _ = writeln!(out);
         let _ = writeln!(out, "Datanode {} ({state})", d.id);

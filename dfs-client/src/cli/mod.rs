@@ -2,7 +2,10 @@
 //! coreutils: `dfs: cannot stat '/x': No such file or directory`, the remaining paths still
 //! processed, exit code 1 if anything failed (2 for usage errors, from clap).
 
+pub mod decommission;
 pub mod format;
+pub mod fsck;
+pub mod ha;
 
 use crate::config::ClientConfig;
 use crate::error::Error;
@@ -88,6 +91,14 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Check the health of the files under PATH (default /): blocks, replicas, missing,
+    /// corrupt and under-replicated blocks. Exits 1 if any data is missing.
+    Fsck {
+        path: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cluster administration.
     Admin {
         #[command(subcommand)]
@@ -102,6 +113,19 @@ pub enum AdminCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Drain a datanode (id or gRPC address): copy its replicas elsewhere, then mark it
+    /// decommissioned (safe to remove).
+    Decommission {
+        datanode: String,
+        /// Wait until it is decommissioned.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Namenode high availability: status, add or remove a namenode.
+    Ha {
+        #[command(subcommand)]
+        command: ha::HaCommand,
     },
 }
 
@@ -180,6 +204,13 @@ pub async fn run(cli: Cli) -> i32 {
             }
             ok
         }
+        Command::Fsck { path, json } => fsck::run(&client, path, json).await,
+        Command::Admin {
+            command: AdminCommand::Decommission { datanode, wait },
+        } => decommission::run(&client, datanode, wait).await,
+        Command::Admin {
+            command: AdminCommand::Ha { command },
+        } => ha::run(&client, command).await,
         Command::Admin {
             command: AdminCommand::Report { json },
         } => match client.admin_report().await {

@@ -74,6 +74,17 @@ pub(super) async fn write_block(
             return Err(status);
         }
         Err(Stop::WriterFailed) => return Err(local.fail().await),
+        Err(Stop::DownstreamFailed) => {
+            // Fail fast so the writer can rebuild its pipeline without the failed datanode
+            // (under a new generation) instead of streaming the rest of the block for nothing.
+            local.abort().await;
+            let status = match downstream.take() {
+                Some(d) => d.failure().await,
+                None => Status::internal("the downstream datanode failed"),
+            };
+            tracing::info!(%replica, error = %status, "downstream failed; nothing kept");
+            return Err(status);
+        }
     }
     let finish_downstream = async {
         match downstream.take() {
@@ -103,6 +114,8 @@ enum Stop {
     Refused(Status),
     /// The local writer thread stopped (its result says why).
     WriterFailed,
+    /// The next datanode stopped taking the stream (its answer says why).
+    DownstreamFailed,
 }
 
 /// Receives every chunk after the header, checks it, and hands it to the local writer and the
@@ -153,6 +166,9 @@ async fn receive(
         let (_, written) = tokio::join!(forward, local.send(chunk));
         if !written {
             return Err(Stop::WriterFailed);
+        }
+        if downstream.as_ref().is_some_and(|d| d.tx.is_none()) {
+            return Err(Stop::DownstreamFailed);
         }
     }
     if expected != 0 && next_offset != expected {
@@ -271,6 +287,20 @@ impl Downstream {
         {
             self.tx = None;
         }
+    }
+
+    /// The error of a downstream call that stopped taking the stream, naming the failed
+    /// datanode.
+    async fn failure(mut self) -> Status {
+        let result = match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(Status::internal(format!("downstream task failed: {e}"))),
+        };
+        let status = match result {
+            Err(status) => status,
+            Ok(_) => Status::internal("the downstream datanode answered before the block ended"),
+        };
+        pipeline_failure(&self.addr, status)
     }
 
     /// Ends the stream and waits for the answer; an error names the datanode that failed.

@@ -3,6 +3,7 @@
 //! leader already knows the cluster; only the leader hands out commands.
 
 use super::AppState;
+use crate::datanodes::AdminState;
 use crate::namespace::ReplicaStatus;
 use dfs_proto::rest::{
     BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, DatanodeState,
@@ -27,10 +28,14 @@ pub async fn heartbeat(
     node: AppState,
     req: HeartbeatRequest,
 ) -> Result<HeartbeatResponse, ApiError> {
+    // Read before deciding on commands: a term that moves on meanwhile only makes datanodes
+    // ignore these commands, never accept a deposed leader's.
+    let term = node.term();
     if !node.datanodes.heartbeat(&req) {
         return Ok(HeartbeatResponse {
             reregister: true,
             commands: Vec::new(),
+            term,
         });
     }
     let mut commands = Vec::new();
@@ -40,10 +45,12 @@ pub async fn heartbeat(
             tracing::debug!(datanode = %req.id, count = deletes.len(), "handing out deletes");
             commands.push(DatanodeCommand::Delete { blocks: deletes });
         }
+        commands.extend(node.blocks().take_replications(&req.id));
     }
     Ok(HeartbeatResponse {
         reregister: false,
         commands,
+        term,
     })
 }
 
@@ -124,10 +131,11 @@ pub async fn admin_report(node: AppState, _: Empty) -> Result<ClusterReport, Api
             id: d.id.clone(),
             grpc_addr: d.grpc_addr.clone(),
             http_addr: d.http_addr.clone(),
-            state: if *is_live {
-                DatanodeState::Live
-            } else {
-                DatanodeState::Dead
+            state: match (*is_live, d.admin) {
+                (false, _) => DatanodeState::Dead,
+                (true, AdminState::Normal) => DatanodeState::Live,
+                (true, AdminState::Decommissioning) => DatanodeState::Decommissioning,
+                (true, AdminState::Decommissioned) => DatanodeState::Decommissioned,
             },
             capacity: d.capacity,
             used: d.used,

@@ -3,8 +3,11 @@
 //! endpoints, with JSON errors for everything that fails, including unknown routes and bodies
 //! over [`API_BODY_LIMIT`].
 
+pub mod block_ops;
 pub mod datanode_ops;
 pub mod error;
+pub mod fsck_ops;
+pub mod ha_ops;
 pub mod namespace_ops;
 pub mod xattr_ops;
 
@@ -86,6 +89,16 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::ListXattr, _, _>(r, xattr_ops::list_xattr);
     let r = route::<rest::SetXattr, _, _>(r, xattr_ops::set_xattr);
     let r = route::<rest::RemoveXattr, _, _>(r, xattr_ops::remove_xattr);
+    // Data integrity (block_ops, fsck_ops): bad replicas, pipeline recovery, fsck, decommission.
+    let r = route::<rest::ReportBadReplicas, _, _>(r, block_ops::report_bad_replicas);
+    let r = route::<rest::RecoverBlock, _, _>(r, block_ops::recover_block);
+    let r = route::<rest::Fsck, _, _>(r, fsck_ops::fsck);
+    let r = route::<rest::Decommission, _, _>(r, fsck_ops::decommission);
+    // High availability (ha_ops): status, membership changes, and request ids for retries.
+    let r = route::<rest::HaStatus, _, _>(r, ha_ops::status);
+    let r = route::<rest::HaAddNode, _, _>(r, ha_ops::add);
+    let r = route::<rest::HaRemoveNode, _, _>(r, ha_ops::remove);
+    let r = r.layer(axum::middleware::from_fn(ha_ops::with_request_id));
 
     let raft = crate::raft::network::routes(node.raft.clone());
     r.layer(DefaultBodyLimit::max(API_BODY_LIMIT))

@@ -1,12 +1,15 @@
 //! Raft plumbing: the openraft type configuration, the durable log store on redb, the state
-//! machine that drives the namespace, and the REST transport between namenodes.
+//! machine that drives the namespace, exactly-once application of retried requests, and the
+//! REST transport between namenodes.
 
+pub mod dedup;
 pub mod log_store;
+pub mod log_writer;
 pub mod network;
 pub mod snapshot_file;
 pub mod state_machine;
 
-use crate::namespace::{Proposal, Reply};
+use crate::namespace::Reply;
 use dfs_proto::ApiError;
 use std::io::Cursor;
 
@@ -14,10 +17,10 @@ use std::io::Cursor;
 pub type Response = Result<Reply, ApiError>;
 
 openraft::declare_raft_types!(
-    /// The namenode's Raft types: log entries carry namespace proposals; nodes are REST
-    /// addresses.
+    /// The namenode's Raft types: log entries carry namespace proposals (with the client's
+    /// request id); nodes are REST addresses.
     pub TypeConfig:
-        D = Proposal,
+        D = dedup::Request,
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,

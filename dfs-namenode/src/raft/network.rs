@@ -22,6 +22,7 @@ use openraft::raft::{
 use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Largest Raft request body a namenode accepts: 64 MiB, room for a snapshot chunk or a large
@@ -32,11 +33,14 @@ pub const APPEND_PATH: &str = "/raft/append";
 pub const VOTE_PATH: &str = "/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 
-/// Builds the shared HTTP client for Raft traffic.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
+/// Builds the shared HTTP client for Raft traffic. With `source`, connections leave from that
+/// address (the one this namenode listens on), so that traffic between two namenodes on one
+/// host can be told apart and cut, as the partition tests do with loopback aliases.
+pub fn http_client(source: Option<IpAddr>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
+        .local_address(source)
         .build()
 }
 

@@ -3,14 +3,18 @@
 //!
 //! The state machine itself is not persisted between snapshots: on start it is loaded from the
 //! newest snapshot and openraft replays the committed log entries after it. Blocks freed by each
-//! applied batch go to the block map as delete commands.
+//! applied batch go to the block map as delete commands. A snapshot holds the namespace and the
+//! replies of recently applied client requests ([`RecentRequests`]), so that a retry is answered
+//! the same way after a snapshot is installed.
 
+use super::dedup::RecentRequests;
 use super::snapshot_file::{SnapshotDir, SnapshotFileError};
 use super::{Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::block_map::BlockMap;
 use crate::namespace::{Namespace, NamespaceConfig, Reply};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -22,8 +26,17 @@ type StoredSnapshot = (SnapshotMeta, Arc<Vec<u8>>);
 #[derive(Debug)]
 struct Applied {
     namespace: Namespace,
+    recent: RecentRequests,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+}
+
+/// What a snapshot file holds.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    namespace: Namespace,
+    #[serde(default)]
+    recent: RecentRequests,
 }
 
 /// A handle on the state machine; clones share it (openraft owns one, the API reads another).
@@ -52,9 +65,18 @@ pub enum LoadError {
     },
 }
 
-fn decode_namespace(data: &[u8]) -> Result<Namespace, serde_json::Error> {
-    let namespace: Namespace = serde_json::from_slice(data)?;
-    Ok(namespace)
+/// Decodes a snapshot; one written before request ids existed holds only the namespace.
+fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, serde_json::Error> {
+    match serde_json::from_slice::<SnapshotBody>(data) {
+        Ok(body) => Ok(body),
+        Err(e) => match serde_json::from_slice::<Namespace>(data) {
+            Ok(namespace) => Ok(SnapshotBody {
+                namespace,
+                recent: RecentRequests::default(),
+            }),
+            Err(_) => Err(e),
+        },
+    }
 }
 
 /// Locks the block map; a panicked holder cannot leave it half-updated in a harmful way (it
@@ -73,14 +95,14 @@ impl StateMachine {
     ) -> Result<StateMachine, LoadError> {
         let (applied, current) = match snapshots.load_newest()? {
             Some((meta, data)) => {
-                let namespace =
-                    decode_namespace(&data).map_err(|source| LoadError::BadNamespace {
-                        id: meta.snapshot_id.clone(),
-                        source,
-                    })?;
+                let body = decode_snapshot(&data).map_err(|source| LoadError::BadNamespace {
+                    id: meta.snapshot_id.clone(),
+                    source,
+                })?;
                 tracing::info!(snapshot = %meta.snapshot_id, "loaded namespace snapshot");
                 let applied = Applied {
-                    namespace,
+                    namespace: body.namespace,
+                    recent: body.recent,
                     last_applied: meta.last_log_id,
                     membership: meta.last_membership.clone(),
                 };
@@ -89,6 +111,7 @@ impl StateMachine {
             None => (
                 Applied {
                     namespace: Namespace::new(config),
+                    recent: RecentRequests::default(),
                     last_applied: None,
                     membership: StoredMembership::default(),
                 },
@@ -149,15 +172,15 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (namespace, last_applied, membership) = {
+        let (body, last_applied, membership) = {
             let state = self.read_state();
-            (
-                state.namespace.clone(),
-                state.last_applied,
-                state.membership.clone(),
-            )
+            let body = SnapshotBody {
+                namespace: state.namespace.clone(),
+                recent: state.recent.clone(),
+            };
+            (body, state.last_applied, state.membership.clone())
         };
-        let data = tokio::task::spawn_blocking(move || serde_json::to_vec(&namespace))
+        let data = tokio::task::spawn_blocking(move || serde_json::to_vec(&body))
             .await
             .map_err(|e| StorageIOError::read_state_machine(&e))?
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
@@ -201,7 +224,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 state.last_applied = Some(entry.log_id);
                 let reply = match entry.payload {
                     EntryPayload::Blank => Ok(Reply::Empty),
-                    EntryPayload::Normal(proposal) => state.namespace.apply(&proposal),
+                    EntryPayload::Normal(req) => match req.request_id {
+                        Some(id) => match state.recent.get(&id) {
+                            // A retry of a request already applied: answer as the first time.
+                            Some(reply) => reply.clone(),
+                            None => {
+                                let reply = state.namespace.apply(&req.proposal);
+                                state.recent.remember(id, req.proposal.now, reply.clone());
+                                reply
+                            }
+                        },
+                        None => state.namespace.apply(&req.proposal),
+                    },
                     EntryPayload::Membership(m) => {
                         state.membership = StoredMembership::new(Some(entry.log_id), m);
                         Ok(Reply::Empty)
@@ -231,11 +265,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let namespace = decode_namespace(&data)
+        let body = decode_snapshot(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         self.save(meta.clone(), Arc::new(data)).await?;
         let mut state = self.write_state();
-        state.namespace = namespace;
+        state.namespace = body.namespace;
+        state.recent = body.recent;
         state.last_applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot from leader");

@@ -7,6 +7,7 @@ mod failover;
 mod files;
 mod metadata;
 mod mount;
+mod rereplication;
 mod util;
 
 use anyhow::{Context, Result, bail};
@@ -61,6 +62,7 @@ fn main() -> Result<()> {
         mount::mount(&cluster, args.file_mib)?;
         drop(cluster);
         failover::failover().await?;
+        rereplication::rereplication(args.file_mib).await?;
         Ok(())
     })
 }

@@ -1,0 +1,122 @@
+//! Re-replication speed after a datanode loss, beside the disk's own write speed in the same
+//! run. A cluster of its own (one namenode, four datanodes, replication 3, 64 MiB blocks,
+//! heartbeats every second) takes a file; the datanode holding the most replicas is killed with
+//! SIGKILL; the clock runs from the namenode declaring it dead until `fsck` finds every block
+//! back at 3 replicas. MB/s restored = bytes of the replicas the dead datanode held / that time.
+
+use crate::util::{MIB, rate, timed};
+use anyhow::{Context, Result, bail};
+use dfs_proto::rest::{self, DatanodeState, FsckReport};
+use integration::{Cluster, ClusterConfig, poll_until, random_file};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(600);
+
+async fn fsck(cluster: &Cluster) -> Result<FsckReport> {
+    let leader = cluster.leader().await?;
+    let (status, body) = cluster
+        .raw_call::<rest::Fsck>(
+            leader,
+            &rest::FsckRequest {
+                path: None,
+                limit: Some(0),
+            },
+        )
+        .await?;
+    if status != 200 {
+        bail!("fsck answered {status}: {body}");
+    }
+    Ok(serde_json::from_value(body)?)
+}
+
+async fn wait_full(cluster: &Cluster) -> Result<()> {
+    poll_until(WAIT, || async {
+        let r = fsck(cluster).await.ok()?;
+        (r.blocks > 0 && r.under_replicated == 0 && r.missing == 0 && r.pending_replications == 0)
+            .then_some(())
+    })
+    .await
+}
+
+pub async fn rereplication(file_mib: usize) -> Result<()> {
+    let mut cluster = Cluster::start(ClusterConfig {
+        datanodes: 4,
+        block_size: 64 * 1024 * 1024,
+        heartbeat: Duration::from_secs(1),
+        dead_after: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+        ..ClusterConfig::default()
+    })
+    .await?;
+    let bytes = file_mib * 1024 * 1024;
+    let src = cluster.scratch("rerepl-src.bin");
+    random_file(&src, bytes, 7)?;
+
+    // The disk's own write speed: one copy, fsynced, on the disk the datanodes use.
+    let copy = cluster.scratch("rerepl-cp.bin");
+    let cp = timed(
+        "cp",
+        Command::new("sh").arg("-c").arg(format!(
+            "cp '{}' '{}' && sync '{}'",
+            src.display(),
+            copy.display(),
+            copy.display()
+        )),
+    )?;
+    std::fs::remove_file(&copy)?;
+
+    let dfs = integration::bin("dfs")?;
+    timed(
+        "dfs put",
+        Command::new(&dfs)
+            .args(["--namenodes", &cluster.namenodes_arg(), "put"])
+            .arg(&src)
+            .arg("/rerepl.bin"),
+    )?;
+    wait_full(&cluster).await?;
+
+    let victim = (0..cluster.datanodes.len())
+        .max_by_key(|i| cluster.replica_files(*i).len())
+        .context("a datanode")?;
+    let lost: u64 = cluster
+        .replica_files(victim)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let id = std::fs::read_to_string(cluster.datanodes[victim].dir.join("datanode_id"))?
+        .trim()
+        .to_string();
+    cluster.datanodes[victim].daemon.kill9()?;
+    poll_until(WAIT, || async {
+        let report = cluster.report().await.ok()?;
+        report
+            .datanodes
+            .iter()
+            .any(|d| d.id.0 == id && d.state == DatanodeState::Dead)
+            .then_some(())
+    })
+    .await
+    .context("the killed datanode was never declared dead")?;
+    let start = Instant::now();
+    wait_full(&cluster)
+        .await
+        .context("replication not restored")?;
+    let took = start.elapsed();
+
+    let cp_r = rate(bytes, cp);
+    let restored = lost as f64 / MIB / took.as_secs_f64();
+    println!(
+        "\nre-replication after losing 1 of 4 datanodes ({:.0} MiB of replicas, 64 MiB blocks), \
+         MB/s (MiB/s):",
+        lost as f64 / MIB
+    );
+    println!("  local cp + fsync       {cp_r:>8.0}");
+    println!(
+        "  restored               {restored:>8.0}   {:.2} of local cp   (target >= 0.5), {:.1} s",
+        restored / cp_r,
+        took.as_secs_f64()
+    );
+    Ok(())
+}
