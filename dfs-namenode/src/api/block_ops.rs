@@ -5,8 +5,10 @@ use super::AppState;
 use crate::namespace::{Command, Reply};
 use crate::node::unexpected;
 use crate::placement::{PlacementError, choose_pipeline};
-use dfs_proto::rest::{Empty, LocatedBlock, RecoverBlockRequest, ReportBadReplicasRequest};
-use dfs_proto::{ApiError, ErrorCode};
+use dfs_proto::rest::{
+    DatanodeAddr, Empty, LocatedBlock, RecoverBlockRequest, ReportBadReplicasRequest,
+};
+use dfs_proto::{ApiError, DatanodeId, ErrorCode};
 
 /// Marks the reported replicas corrupt: readers no longer get them, and the replication monitor
 /// copies each block from a good replica before deleting the bad one. Unknown replicas are
@@ -39,18 +41,7 @@ pub async fn recover_block(
 ) -> Result<LocatedBlock, ApiError> {
     node.require_leader()?;
     let min = node.blocks().policy.min_replicas.max(1);
-    let live = node.datanodes.live();
-    let locations = choose_pipeline(
-        &live,
-        node.settings.block_size,
-        node.settings.replication,
-        &req.failed,
-        &mut rand::rng(),
-    )
-    .map_err(|e| match e {
-        PlacementError::NoLiveDatanodes => ApiError::new(ErrorCode::Unavailable, e.to_string()),
-        PlacementError::NoSpace(_) => ApiError::new(ErrorCode::NoSpace, e.to_string()),
-    })?;
+    let locations = pipeline(&node, &req.failed)?;
     if locations.len() < min as usize {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
@@ -81,4 +72,23 @@ pub async fn recover_block(
         Reply::Located(l) => Ok(l),
         other => Err(unexpected(other)),
     }
+}
+
+/// A pipeline of distinct live datanodes with room for a block, none of them in `exclude`.
+pub(super) fn pipeline(
+    node: &AppState,
+    exclude: &[DatanodeId],
+) -> Result<Vec<DatanodeAddr>, ApiError> {
+    let live = node.datanodes.live();
+    choose_pipeline(
+        &live,
+        node.settings.block_size,
+        node.settings.replication,
+        exclude,
+        &mut rand::rng(),
+    )
+    .map_err(|e| match e {
+        PlacementError::NoLiveDatanodes => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+        PlacementError::NoSpace(_) => ApiError::new(ErrorCode::NoSpace, e.to_string()),
+    })
 }

@@ -5,7 +5,6 @@
 use super::AppState;
 use crate::namespace::{Command, Reply};
 use crate::node::unexpected;
-use crate::placement::{PlacementError, choose_pipeline};
 use dfs_proto::rest::{
     AllocateBlockRequest, Attr, ClusterInfoResponse, CommitRequest, CreateRequest, Empty,
     EntryRequest, FileBlocks, GetBlocksRequest, InodeRequest, LeaseRequest, LinkRequest,
@@ -13,7 +12,7 @@ use dfs_proto::rest::{
     ReadLinkResponse, RenameRequest, RenewLeaseRequest, ResolveRequest, SetAttrRequest,
     SymlinkRequest,
 };
-use dfs_proto::{ApiError, DfsPath, ErrorCode, Name, NamenodeId};
+use dfs_proto::{ApiError, DfsPath, Name, NamenodeId};
 
 /// Most directory entries one readdir page answers.
 const READDIR_MAX: u32 = 1000;
@@ -185,18 +184,7 @@ pub async fn allocate_block(
     req: AllocateBlockRequest,
 ) -> Result<LocatedBlock, ApiError> {
     node.require_leader()?;
-    let live = node.datanodes.live();
-    let locations = choose_pipeline(
-        &live,
-        node.settings.block_size,
-        node.settings.replication,
-        &req.exclude,
-        &mut rand::rng(),
-    )
-    .map_err(|e| match e {
-        PlacementError::NoLiveDatanodes => ApiError::new(ErrorCode::Unavailable, e.to_string()),
-        PlacementError::NoSpace(_) => ApiError::new(ErrorCode::NoSpace, e.to_string()),
-    })?;
+    let locations = super::block_ops::pipeline(&node, &req.exclude)?;
     let cmd = Command::AllocateBlock {
         ino: req.ino,
         client: req.client,
