@@ -100,7 +100,10 @@ impl Error {
             Error::Datanode { status, .. } if status.code() == tonic::Code::ResourceExhausted => {
                 libc::ENOSPC
             }
-            Error::NoLeader { .. } | Error::Transport { .. } => libc::EHOSTUNREACH,
+            // No leader within the failover timeout: the operation failed, as a local disk's
+            // I/O error would (what the mount returns after a failover that took too long).
+            Error::NoLeader { .. } => libc::EIO,
+            Error::Transport { .. } => libc::EHOSTUNREACH,
             Error::Config(_) => libc::EINVAL,
             Error::Http { .. }
             | Error::Datanode { .. }
@@ -180,6 +183,11 @@ mod tests {
         assert_eq!(full.errno(), libc::ENOSPC);
         let broken = Error::datanode("dn:1", tonic::Status::internal("boom"));
         assert_eq!(broken.errno(), libc::EIO);
+        let no_leader = Error::NoLeader {
+            timeout: std::time::Duration::from_secs(30),
+            last: "127.0.0.1:9870".into(),
+        };
+        assert_eq!(no_leader.errno(), libc::EIO);
         assert_eq!(
             Error::Checksum {
                 addr: "dn:1".into(),
