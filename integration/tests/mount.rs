@@ -199,24 +199,32 @@ async fn two_mounts_share_files_and_leases() -> Result<()> {
     assert_eq!(sha(&two.path("x.bin"))?, sha(&local)?);
 
     // Mount one holds the write lease while a descriptor is open for writing: mount two
-    // cannot open the file for writing.
+    // cannot open the file for writing. The holder says when its open has succeeded (marker
+    // file), so mount two tries only while the lease is surely held.
+    let marker = cluster.scratch("holder-open");
     let mut holder = Command::new("bash")
         .arg("-c")
-        .arg(format!("exec 3>>{a}/x.bin; echo more >&3; sleep 60"))
+        .arg(format!(
+            "exec 3>>{a}/x.bin || exit 1; echo more >&3; touch {}; sleep 120",
+            p(&marker)
+        ))
         .spawn()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let err = loop {
-        // Poll until mount one has taken the lease (the holder's open may still be in flight).
-        match sh_fails(&format!("echo x >> {b}/x.bin")) {
-            Ok(err) => break err,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        anyhow::ensure!(
+            holder.try_wait()?.is_none(),
+            "the holder could not open the file for writing"
+        );
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the holder did not open the file within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let err = sh_fails(&format!("echo x >> {b}/x.bin"));
     let _ = holder.kill();
     let _ = holder.wait();
+    let err = err?;
     assert!(err.contains("busy"), "expected EBUSY, got: {err}");
     Ok(())
 }
