@@ -178,10 +178,14 @@ pub async fn run(
     }
 
     let mut result = Ok(());
+    // Biased: at shutdown the servers end on their own as the token fires, and that clean end
+    // must not be taken for a server stopping unexpectedly.
     tokio::select! {
+        biased;
         _ = stop.cancelled() => {}
         Some(ended) = servers.join_next() => {
             result = match ended {
+                Ok(Ok(())) if stop.is_cancelled() => Ok(()),
                 Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
                 Ok(Err(e)) => Err(e),
                 Err(e) => Err(anyhow::Error::new(e).context("a server task failed")),
