@@ -58,7 +58,7 @@ lint:
 
 bench:
 	$(CARGO) build --release --bins
-	$(RELEASE)/dfs-bench --bin-dir $(CURDIR)/$(RELEASE)
+	$(RELEASE)/dfs-bench --bin-dir $(CURDIR)/$(RELEASE) $(BENCH_ARGS)
 
 clean-data: stop
 	rm -rf "$(DATA)"

@@ -25,6 +25,7 @@ use node::{Node, Settings};
 use openraft::{BasicNode, SnapshotPolicy};
 use raft::log_store::LogStore;
 use raft::network::{NetworkFactory, http_client};
+use raft::proposer::Proposer;
 use raft::snapshot_file::SnapshotDir;
 use raft::state_machine::StateMachine;
 use std::collections::BTreeMap;
@@ -124,6 +125,7 @@ pub async fn run(
     let node = Arc::new(Node {
         id: config.node_id,
         raft: raft.clone(),
+        proposer: Proposer::start(raft.clone(), node::PROPOSE_TIMEOUT),
         state,
         datanodes: Datanodes::new(config.datanode_dead_after),
         blocks,

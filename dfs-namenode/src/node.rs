@@ -9,12 +9,13 @@ use crate::block_map::BlockMap;
 use crate::datanodes::Datanodes;
 use crate::namespace::{Command, Namespace, Proposal, Reply};
 use crate::raft::dedup::Request;
+use crate::raft::proposer::Proposer;
 use crate::raft::state_machine::{StateMachine, lock_blocks};
 use crate::raft::{NodeId, Raft};
 use dfs_proto::rest::{NamenodeRole, Timestamp};
 use dfs_proto::{ApiError, ErrorCode};
 use openraft::ServerState;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,8 @@ pub struct Settings {
 pub struct Node {
     pub id: NodeId,
     pub raft: Raft,
+    /// Where changes are proposed (batched into log entries).
+    pub proposer: Proposer,
     /// The applied namespace (reads only; changes go through `raft`).
     pub state: StateMachine,
     pub datanodes: Datanodes,
@@ -109,37 +112,14 @@ impl Node {
     }
 
     /// Proposes a command stamped with this node's clock and waits until it is committed and
-    /// applied; answers what the namespace answered.
+    /// applied (batched with whatever else is being proposed); answers what the namespace
+    /// answered.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
         let request = Request {
             proposal: Proposal { now: now(), cmd },
             request_id: REQUEST_ID.try_with(Clone::clone).ok().flatten(),
         };
-        let written = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(request)).await;
-        let Ok(written) = written else {
-            tracing::warn!(timeout = ?PROPOSE_TIMEOUT, "proposal not committed in time");
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "the change was not committed in time (no quorum?)",
-            ));
-        };
-        match written {
-            Ok(resp) => resp.data,
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ApiError::not_leader(
-                    f.leader_node
-                        .map(|n| n.addr)
-                        .or_else(|| f.leader_id.and_then(|id| self.addr_of(id))),
-                ))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "proposal failed");
-                Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    format!("the change could not be replicated: {e}"),
-                ))
-            }
-        }
+        self.proposer.propose(request).await
     }
 
     /// Runs a read on the namespace after confirming leadership with a quorum and catching up

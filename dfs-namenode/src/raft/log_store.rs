@@ -324,18 +324,21 @@ mod tests {
     use super::*;
     use crate::namespace::{Command, Proposal};
     use crate::raft::dedup::Request;
+    use crate::raft::proposer::Batch;
     use dfs_proto::rest::Timestamp;
     use openraft::{CommittedLeaderId, EntryPayload};
 
     fn entry(term: u64, index: u64) -> Entry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-            payload: EntryPayload::Normal(Request {
-                proposal: Proposal {
-                    now: Timestamp { sec: 1, nsec: 0 },
-                    cmd: Command::ExpireLeases,
-                },
-                request_id: None,
+            payload: EntryPayload::Normal(Batch {
+                requests: vec![Request {
+                    proposal: Proposal {
+                        now: Timestamp { sec: 1, nsec: 0 },
+                        cmd: Command::ExpireLeases,
+                    },
+                    request_id: None,
+                }],
             }),
         }
     }

@@ -1,11 +1,11 @@
-//! Group commit for the Raft log: one writer thread turns every log change waiting in its queue
-//! into one redb transaction and one fsync.
+//! The Raft log's writer: one thread turns every log change waiting in its queue into one redb
+//! transaction and one fsync.
 //!
-//! openraft hands appends to the store one call at a time and only needs to hear when they are
-//! durable (the `LogFlushed` callback); it does not wait for the fsync before accepting more
-//! client writes. So `append` queues its entries and returns at once, and the writer commits
-//! whatever has gathered while the previous fsync ran: with 16 concurrent clients one fsync
-//! makes a dozen entries durable instead of one.
+//! openraft 0.9's core waits for each append to be durable (the `LogFlushed` callback) before it
+//! takes the next client write, so appends reach the store one at a time; batching many client
+//! changes into one entry is the proposer's job (`raft::proposer`). What the writer adds is that
+//! nothing else costs an fsync of its own: the committed log id rides along with the next append,
+//! and a vote, truncation or purge queued behind an append shares its transaction.
 //!
 //! Entries queued but not yet committed must be readable at once (openraft replicates and applies
 //! from the reader right after `append` returns), so they stay in [`Unflushed`] until the writer
@@ -174,52 +174,72 @@ impl LogWriter {
 }
 
 /// The writer thread: takes everything queued, commits it as one transaction, then answers.
+///
+/// A batch of nothing but committed-id updates is not worth an fsync of its own: the latest one
+/// waits for the next real change (or the writer's end).
 fn run(db: &LogDb, rx: mpsc::Receiver<Change>, unflushed: &Unflushed) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    let mut committed: Option<Change> = None;
+    loop {
+        let Ok(first) = rx.recv() else {
+            if let Some(c) = committed.take() {
+                commit(db, vec![c], unflushed);
+            }
+            return;
+        };
+        let mut batch: Vec<Change> = committed.take().into_iter().collect();
+        batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(change) => batch.push(change),
                 Err(_) => break,
             }
         }
-        tracing::trace!(changes = batch.len(), "raft log group commit");
-        let result = db.commit_batch(|w| {
-            for change in &batch {
-                match change {
-                    Change::Append { entries, .. } => w.append(entries)?,
-                    Change::Vote(vote, _) => w.vote(vote)?,
-                    Change::Truncate(index, _) => w.truncate_from(*index)?,
-                    Change::Purge(log_id, _) => w.purge_upto(log_id)?,
-                    Change::Committed(c) => w.committed(c)?,
-                }
-            }
-            Ok(())
-        });
-        let failure = result.as_ref().err().map(|e| e.to_string());
-        if let Some(e) = &failure {
-            tracing::error!(error = %e, "raft log commit failed");
+        if batch.iter().all(|c| matches!(c, Change::Committed(_))) {
+            committed = batch.pop();
+            continue;
         }
-        for change in batch {
-            let err = || std::io::Error::other(failure.clone().unwrap_or_default());
+        commit(db, batch, unflushed);
+    }
+}
+
+/// Commits `batch` as one transaction, then answers every change in it.
+fn commit(db: &LogDb, batch: Vec<Change>, unflushed: &Unflushed) {
+    tracing::trace!(changes = batch.len(), "raft log group commit");
+    let result = db.commit_batch(|w| {
+        for change in &batch {
             match change {
-                Change::Append { entries, flushed } => {
-                    if failure.is_none() {
-                        let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
-                        unflushed.committed(&ids);
-                        flushed.log_io_completed(Ok(()));
-                    } else {
-                        flushed.log_io_completed(Err(err()));
-                    }
-                }
-                Change::Vote(_, done) | Change::Truncate(_, done) | Change::Purge(_, done) => {
-                    let _ = done.send(match &failure {
-                        None => Ok(()),
-                        Some(e) => Err(LogStoreError::Batch(e.clone())),
-                    });
-                }
-                Change::Committed(_) => {}
+                Change::Append { entries, .. } => w.append(entries)?,
+                Change::Vote(vote, _) => w.vote(vote)?,
+                Change::Truncate(index, _) => w.truncate_from(*index)?,
+                Change::Purge(log_id, _) => w.purge_upto(log_id)?,
+                Change::Committed(c) => w.committed(c)?,
             }
+        }
+        Ok(())
+    });
+    let failure = result.as_ref().err().map(|e| e.to_string());
+    if let Some(e) = &failure {
+        tracing::error!(error = %e, "raft log commit failed");
+    }
+    for change in batch {
+        let err = || std::io::Error::other(failure.clone().unwrap_or_default());
+        match change {
+            Change::Append { entries, flushed } => {
+                if failure.is_none() {
+                    let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
+                    unflushed.committed(&ids);
+                    flushed.log_io_completed(Ok(()));
+                } else {
+                    flushed.log_io_completed(Err(err()));
+                }
+            }
+            Change::Vote(_, done) | Change::Truncate(_, done) | Change::Purge(_, done) => {
+                let _ = done.send(match &failure {
+                    None => Ok(()),
+                    Some(e) => Err(LogStoreError::Batch(e.clone())),
+                });
+            }
+            Change::Committed(_) => {}
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod dedup;
 pub mod log_store;
 pub mod log_writer;
 pub mod network;
+pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;
 
@@ -13,15 +14,15 @@ use crate::namespace::Reply;
 use dfs_proto::ApiError;
 use std::io::Cursor;
 
-/// What applying one log entry answers: the namespace's reply or its refusal.
+/// What applying one proposal answers: the namespace's reply or its refusal.
 pub type Response = Result<Reply, ApiError>;
 
 openraft::declare_raft_types!(
-    /// The namenode's Raft types: log entries carry namespace proposals (with the client's
-    /// request id); nodes are REST addresses.
+    /// The namenode's Raft types: log entries carry batches of namespace proposals (each with
+    /// its client's request id) and answer one reply per proposal; nodes are REST addresses.
     pub TypeConfig:
-        D = dedup::Request,
-        R = Response,
+        D = proposer::Batch,
+        R = proposer::Replies,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

@@ -8,10 +8,11 @@
 //! the same way after a snapshot is installed.
 
 use super::dedup::RecentRequests;
+use super::proposer::Replies;
 use super::snapshot_file::{SnapshotDir, SnapshotFileError};
-use super::{Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::block_map::BlockMap;
-use crate::namespace::{Namespace, NamespaceConfig, Reply};
+use crate::namespace::{Namespace, NamespaceConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
@@ -212,7 +213,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((state.last_applied, state.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Replies>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -223,22 +224,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for entry in entries {
                 state.last_applied = Some(entry.log_id);
                 let reply = match entry.payload {
-                    EntryPayload::Blank => Ok(Reply::Empty),
-                    EntryPayload::Normal(req) => match req.request_id {
-                        Some(id) => match state.recent.get(&id) {
-                            // A retry of a request already applied: answer as the first time.
-                            Some(reply) => reply.clone(),
-                            None => {
-                                let reply = state.namespace.apply(&req.proposal);
-                                state.recent.remember(id, req.proposal.now, reply.clone());
-                                reply
-                            }
-                        },
-                        None => state.namespace.apply(&req.proposal),
-                    },
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(batch) => batch
+                        .requests
+                        .into_iter()
+                        .map(|req| match req.request_id {
+                            Some(id) => match state.recent.get(&id) {
+                                // A retry of a request already applied: answer as the first time.
+                                Some(reply) => reply.clone(),
+                                None => {
+                                    let reply = state.namespace.apply(&req.proposal);
+                                    state.recent.remember(id, req.proposal.now, reply.clone());
+                                    reply
+                                }
+                            },
+                            None => state.namespace.apply(&req.proposal),
+                        })
+                        .collect(),
                     EntryPayload::Membership(m) => {
                         state.membership = StoredMembership::new(Some(entry.log_id), m);
-                        Ok(Reply::Empty)
+                        Vec::new()
                     }
                 };
                 replies.push(reply);

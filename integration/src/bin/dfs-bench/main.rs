@@ -17,12 +17,23 @@ use std::time::Duration;
 struct Args {
     file_mib: usize,
     ops: usize,
+    /// Sections to run (all when empty).
+    only: Vec<String>,
+}
+
+const SECTIONS: [&str; 5] = ["files", "metadata", "mount", "failover", "rereplication"];
+
+impl Args {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         file_mib: 1024,
         ops: 4000,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -33,7 +44,17 @@ fn parse_args() -> Result<Args> {
             }
             "--file-mib" => args.file_mib = it.next().context("--file-mib N")?.parse()?,
             "--ops" => args.ops = it.next().context("--ops N")?.parse()?,
-            other => bail!("unknown argument {other} (--bin-dir DIR, --file-mib N, --ops N)"),
+            "--only" => {
+                for s in it.next().context("--only SECTION,...")?.split(',') {
+                    if !SECTIONS.contains(&s) {
+                        bail!("unknown section {s} (one of {})", SECTIONS.join(", "));
+                    }
+                    args.only.push(s.to_string());
+                }
+            }
+            other => bail!(
+                "unknown argument {other} (--bin-dir DIR, --file-mib N, --ops N, --only SECTION,...)"
+            ),
         }
     }
     Ok(args)
@@ -57,12 +78,22 @@ fn main() -> Result<()> {
             integration::bin_dir().display(),
             cluster.root.path().display()
         );
-        files::files(&cluster, args.file_mib).await?;
-        metadata::metadata(&cluster, args.ops).await?;
-        mount::mount(&cluster, args.file_mib)?;
+        if args.runs("files") {
+            files::files(&cluster, args.file_mib).await?;
+        }
+        if args.runs("metadata") {
+            metadata::metadata(&cluster, args.ops).await?;
+        }
+        if args.runs("mount") {
+            mount::mount(&cluster, args.file_mib)?;
+        }
         drop(cluster);
-        failover::failover().await?;
-        rereplication::rereplication(args.file_mib).await?;
+        if args.runs("failover") {
+            failover::failover().await?;
+        }
+        if args.runs("rereplication") {
+            rereplication::rereplication(args.file_mib).await?;
+        }
         Ok(())
     })
 }
