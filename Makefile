@@ -39,7 +39,7 @@ test: test-deps lint
 	$(CARGO) test --workspace
 
 ## The mount tests need /dev/fuse and fusermount3 (Debian's fuse3); the HA partition test
-## needs iptables.
+## needs iptables; the status page test needs a headless browser (Debian's chromium).
 test-deps:
 	@command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null 2>&1 || rustup component add clippy
@@ -51,6 +51,10 @@ test-deps:
 		echo "installing iptables for the namenode partition test"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iptables; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the status page browser test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -90,7 +90,9 @@ async fn worker(
                 );
                 copies.spawn(async move {
                     if let Ok(_slot) = slots.acquire().await {
-                        match replicate(&node, block, &targets).await {
+                        let copied = replicate(&node, block, &targets).await;
+                        node.metrics.copies.count(copied.is_ok());
+                        match copied {
                             Ok(r) => {
                                 tracing::info!(%replica, stored_on = ?r.stored_on, "replica copied")
                             }
@@ -114,6 +116,7 @@ async fn delete(node: &Node, replica: Replica) {
     match blocking(move || store.delete(replica)).await {
         Ok(existed) => {
             tracing::info!(%replica, existed, "replica deleted");
+            node.metrics.deletes.increment(1);
             node.reports.deleted(replica);
         }
         Err(e) => tracing::warn!(%replica, error = %e, "deleting a replica failed"),

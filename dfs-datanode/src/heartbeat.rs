@@ -213,10 +213,14 @@ impl Conversation<'_> {
             active_transfers: self.node.transfers.count(),
             block_count: self.node.store.block_count(),
         };
-        self.node
+        let answer = self
+            .node
             .rest
             .post::<Heartbeat>(self.namenode, &request)
-            .await
+            .await;
+        self.node.metrics.heartbeats.count(answer.is_ok());
+        self.node.metrics.upkeep_now_and_then();
+        answer
     }
 
     /// Sends the changes recorded since the last report; on failure they wait for the next.

@@ -7,7 +7,7 @@
 //! - `transfer`: the gRPC service; `peers`: cached channels to other datanodes.
 //! - `heartbeat`, `reports`, `commands`: the conversation with namenodes; `throttle` caps the
 //!   bandwidth of replication copies; `scrubber` re-verifies stored replicas in the background.
-//! - `http`: `GET /health`. [`config`]: flags, TOML file and defaults.
+//! - `http`: `GET /health` and `GET /metrics` (`metrics`). [`config`]: flags, TOML file and defaults.
 //!
 //! [`run`] takes its listeners and a shutdown token, so tests start a datanode in-process on
 //! `127.0.0.1:0`.
@@ -18,6 +18,7 @@ pub mod config;
 mod durable;
 mod heartbeat;
 mod http;
+mod metrics;
 mod peers;
 mod reports;
 mod scrubber;
@@ -60,6 +61,8 @@ pub(crate) struct Node {
     block_report_interval: Duration,
     /// Shared by every replication copy this node sends.
     replication_throttle: Arc<throttle::Throttle>,
+    /// Counters and histograms for `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 impl Node {
@@ -131,6 +134,7 @@ pub async fn run(
         heartbeat_interval: config.heartbeat_interval,
         block_report_interval: config.block_report_interval,
         replication_throttle: Arc::new(throttle::Throttle::new(config.replication_bandwidth)),
+        metrics: metrics::Metrics::new(),
     });
     tracing::info!(
         datanode_id = %node.store.datanode_id(),

@@ -110,8 +110,10 @@ pub async fn run(
                     }
                 };
             checked += 1;
+            node.metrics.scrub_checked.increment(1);
             if let Verdict::Corrupt(reason) = verdict {
                 bad += 1;
+                node.metrics.scrub_corrupt.increment(1);
                 tracing::error!(%replica, %reason, "scrubber found a corrupt replica");
                 if report(&node, &namenodes, replica).await {
                     reported.insert(replica);

@@ -47,9 +47,14 @@ impl DataTransfer for Service {
         &self,
         request: Request<Streaming<WriteBlockRequest>>,
     ) -> Result<Response<WriteBlockResponse>, Status> {
-        write::write_block(&self.node, request.into_inner())
-            .await
-            .map(Response::new)
+        let started = std::time::Instant::now();
+        let result = write::write_block(&self.node, request.into_inner()).await;
+        let metrics = &self.node.metrics;
+        metrics.writes.finished(result.is_ok(), started);
+        if let Ok(written) = &result {
+            metrics.bytes_written.increment(written.length);
+        }
+        result.map(Response::new)
     }
 
     type ReadBlockStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
@@ -59,9 +64,13 @@ impl DataTransfer for Service {
         &self,
         request: Request<ReadBlockRequest>,
     ) -> Result<Response<Self::ReadBlockStream>, Status> {
-        read::read_block(&self.node, request.into_inner())
-            .await
-            .map(Response::new)
+        // A stream that started is counted when it ends (in `read`); a refusal here.
+        let started = std::time::Instant::now();
+        let result = read::read_block(&self.node, request.into_inner(), started).await;
+        if result.is_err() {
+            self.node.metrics.reads.finished(false, started);
+        }
+        result.map(Response::new)
     }
 }
 

@@ -74,7 +74,8 @@ fn mount(runtime: &tokio::runtime::Runtime, config: &MountConfig) -> Result<Live
             read_only: config.options.read_only,
         },
     );
-    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone());
+    let metrics = crate::metrics::start(runtime, config.options.metrics_listen)?;
+    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone(), metrics);
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = config.options.fuser_options(&fsname);
     fuse_config.acl = config.options.acl();

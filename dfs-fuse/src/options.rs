@@ -1,6 +1,7 @@
 //! `-o` mount options, as `mount(8)` and `/etc/fstab` spell them.
 
 use fuser::{MountOption, SessionACL};
+use std::net::SocketAddr;
 
 /// What the `-o` options ask for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct MountOptions {
     pub fsname: Option<String>,
     /// Kernel flags passed through (`noexec`, `nosuid`, `noatime`, ...).
     pub flags: Vec<MountOption>,
+    /// `metrics_listen=ADDR`: serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// fstab options that only `mount(8)` itself reads.
@@ -55,6 +58,12 @@ impl MountOptions {
                 s if IGNORED.contains(&s) || s.starts_with("x-") => {}
                 s => match s.split_once('=') {
                     Some(("fsname", v)) if !v.is_empty() => o.fsname = Some(v.to_string()),
+                    Some(("metrics_listen", v)) => {
+                        let addr = v.parse().map_err(|_| {
+                            format!("metrics_listen wants an IP address and port, not '{v}'")
+                        })?;
+                        o.metrics_listen = Some(addr);
+                    }
                     _ => return Err(format!("unknown mount option '{s}'")),
                 },
             }
@@ -119,6 +128,9 @@ mod tests {
         let o = MountOptions::parse(&["fsname=dfs@nn1"]).expect("valid");
         assert_eq!(o.fsname.as_deref(), Some("dfs@nn1"));
         assert!(MountOptions::parse(&["bogus"]).is_err());
+        let o = MountOptions::parse(&["metrics_listen=127.0.0.1:9101"]).expect("valid");
+        assert_eq!(o.metrics_listen, "127.0.0.1:9101".parse().ok());
+        assert!(MountOptions::parse(&["metrics_listen=localhost"]).is_err());
         assert!(MountOptions::parse(&["allow_other,allow_root"]).is_err());
         assert_eq!(
             MountOptions::parse::<&str>(&[]).map(|o| o.acl()),

@@ -8,12 +8,15 @@ pub mod api;
 pub mod block_map;
 pub mod config;
 pub mod datanodes;
+pub mod events;
 pub mod lease_ticker;
+pub mod metrics;
 pub mod namespace;
 pub mod node;
 pub mod placement;
 pub mod raft;
 pub mod replication;
+pub mod status_page;
 
 pub use config::Config;
 
@@ -129,6 +132,8 @@ pub async fn run(
         state,
         datanodes: Datanodes::new(config.datanode_dead_after),
         blocks,
+        metrics: metrics::Metrics::new(),
+        events: events::Events::new(),
         settings: Settings {
             block_size: config.block_size,
             replication: config.replication,

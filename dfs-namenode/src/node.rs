@@ -7,6 +7,8 @@
 
 use crate::block_map::BlockMap;
 use crate::datanodes::Datanodes;
+use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::namespace::{Command, Namespace, Proposal, Reply};
 use crate::raft::dedup::Request;
 use crate::raft::proposer::Proposer;
@@ -50,6 +52,10 @@ pub struct Node {
     /// namespace lock is held (see `StateMachine`).
     pub blocks: Arc<Mutex<BlockMap>>,
     pub settings: Settings,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    /// Recent events for the status page.
+    pub events: Events,
 }
 
 /// The wall clock as a timestamp (the leader stamps proposals with it).

@@ -18,6 +18,7 @@
 
 use crate::block_map::BlockMap;
 use crate::datanodes::{AdminState, DatanodeInfo};
+use crate::events::{EventKind, LeaderWatch};
 use crate::node::Node;
 use crate::placement::choose_pipeline;
 use dfs_proto::DatanodeId;
@@ -192,6 +193,36 @@ pub fn plan(
     summary
 }
 
+/// Updates the replication metrics, and records an event when copies start being made and when
+/// every block is back at its factor.
+fn record_progress(node: &Node, summary: &PlanSummary, replicating: &mut bool) {
+    node.metrics
+        .replication_queue
+        .set(summary.under_replicated as f64);
+    node.metrics
+        .copies_scheduled
+        .increment(summary.copies_scheduled as u64);
+    if !*replicating && summary.copies_scheduled > 0 {
+        *replicating = true;
+        node.events.push(
+            EventKind::ReplicationStarted,
+            format!(
+                "{} block(s) short of replicas; copying",
+                summary.under_replicated
+            ),
+        );
+    } else if *replicating && summary.under_replicated == 0 {
+        *replicating = false;
+        node.events.push(
+            EventKind::ReplicationFinished,
+            format!(
+                "re-replication finished: every block has {} replicas",
+                node.settings.replication
+            ),
+        );
+    }
+}
+
 fn replica_of(block: &BlockInfo) -> dfs_proto::rest::ReplicaRef {
     dfs_proto::rest::ReplicaRef {
         id: block.id,
@@ -203,10 +234,15 @@ fn copy_timeout(len: u64) -> Duration {
     COPY_TIMEOUT + Duration::from_secs(len / SLOWEST_COPY)
 }
 
-/// The leader's replication monitor; runs until `shutdown` is cancelled.
+/// The leader's replication monitor; runs until `shutdown` is cancelled. Every namenode runs
+/// it: each tick also notes datanodes lost and back and changes of leader as events for the
+/// status page (`crate::events`), so followers record what they observe too.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut next = Instant::now() + TICK;
     let mut dead: HashSet<DatanodeId> = HashSet::new();
+    let mut leader_watch = LeaderWatch::default();
+    // Whether copies were scheduled and not every block is back at its factor (for events).
+    let mut replicating = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -220,11 +256,23 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         for (info, live) in &nodes {
             if !live && dead.insert(info.id.clone()) {
                 tracing::warn!(datanode = %info.id, "datanode is dead; its replicas no longer count");
+                let silent = info.last_heartbeat.elapsed().as_secs();
+                node.events.push(
+                    EventKind::DatanodeLost,
+                    format!("datanode {} lost: no heartbeat for {silent} s", info.id),
+                );
             } else if *live && dead.remove(&info.id) {
                 tracing::info!(datanode = %info.id, "datanode is live again");
+                node.events.push(
+                    EventKind::DatanodeBack,
+                    format!("datanode {} is live again", info.id),
+                );
             }
         }
+        leader_watch.observe(&node);
         if !node.is_leader() {
+            replicating = false;
+            node.metrics.replication_queue.set(0.0);
             continue;
         }
         let blocks: Vec<BlockInfo> = node.state.read(|ns| ns.committed_blocks().collect());
@@ -242,8 +290,13 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         for id in &summary.decommissioned {
             if node.datanodes.set_admin(id, AdminState::Decommissioned) {
                 tracing::info!(datanode = %id, "datanode decommissioned: safe to remove");
+                node.events.push(
+                    EventKind::Decommissioned,
+                    format!("datanode {id} decommissioned: safe to remove"),
+                );
             }
         }
+        record_progress(&node, &summary, &mut replicating);
         if summary.copies_scheduled + summary.surplus_deleted + summary.corrupt_deleted > 0 {
             tracing::info!(
                 under_replicated = summary.under_replicated,

@@ -11,6 +11,7 @@ use dfs_proto::checksum::CHECKSUM_CHUNK;
 use dfs_proto::grpc::{ReadBlockRequest, ReadBlockResponse};
 use dfs_proto::{BlockId, Generation, TRANSFER_CHUNK};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -21,6 +22,7 @@ const READ_AHEAD: usize = 4;
 pub(super) async fn read_block(
     node: &Arc<Node>,
     request: ReadBlockRequest,
+    started: Instant,
 ) -> Result<ReceiverStream<Result<ReadBlockResponse, Status>>, Status> {
     let block = request
         .block
@@ -43,9 +45,11 @@ pub(super) async fn read_block(
 
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let transfer = node.transfers.start();
+    let node = Arc::clone(node);
     tokio::task::spawn_blocking(move || {
         let _transfer = transfer;
         let mut pos = start;
+        let mut ok = true;
         loop {
             let want = (end - pos).min(TRANSFER_CHUNK as u64) as usize;
             let item = reader
@@ -57,13 +61,20 @@ pub(super) async fn read_block(
                 .map_err(store_status);
             let failed = item.is_err();
             if tx.blocking_send(item).is_err() {
+                ok = false;
                 break; // the reader went away
             }
             pos += want as u64;
-            if failed || pos >= end {
+            if failed {
+                ok = false;
+                break;
+            }
+            node.metrics.bytes_read.increment(want as u64);
+            if pos >= end {
                 break;
             }
         }
+        node.metrics.reads.finished(ok, started);
     });
     Ok(ReceiverStream::new(rx))
 }

@@ -9,6 +9,7 @@ mod convert;
 
 use crate::error::FsError;
 use crate::fs::{Caller, DfsFs, OpenFlags, RenameMode, SetAttr, XattrReply};
+use crate::metrics::FuseMetrics;
 use convert::{errno, file_attr, file_type, set_time};
 use dfs_proto::InodeId;
 use fuser::{
@@ -39,6 +40,8 @@ pub struct FuseAdapter {
     fs: Arc<DfsFs>,
     runtime: Handle,
     in_flight: Arc<Semaphore>,
+    /// Per-operation counts and latencies, when the mount serves metrics.
+    metrics: Option<Arc<FuseMetrics>>,
 }
 
 fn ino(n: INodeNo) -> InodeId {
@@ -54,6 +57,7 @@ fn caller(req: &Request) -> Caller {
 
 /// Logs a failed operation where it is handled: expected errnos at debug, the rest as warnings.
 fn fail(op: &'static str, e: &FsError) -> Errno {
+    crate::metrics::note_failure();
     if e.is_expected() {
         tracing::debug!(op, error = %e, "operation failed");
     } else {
@@ -63,17 +67,18 @@ fn fail(op: &'static str, e: &FsError) -> Errno {
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<DfsFs>, runtime: Handle) -> FuseAdapter {
+    pub fn new(fs: Arc<DfsFs>, runtime: Handle, metrics: Option<Arc<FuseMetrics>>) -> FuseAdapter {
         FuseAdapter {
             fs,
             runtime,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            metrics,
         }
     }
 
-    /// Runs `op` on the runtime with a permit; waits for one here (in the request loop) when
-    /// all are taken.
-    fn spawn<F>(&self, op: impl FnOnce(Arc<DfsFs>) -> F)
+    /// Runs operation `name` (`op`) on the runtime with a permit; waits for one here (in the
+    /// request loop) when all are taken. Its latency and result are recorded when metrics are on.
+    fn spawn<F>(&self, name: &'static str, op: impl FnOnce(Arc<DfsFs>) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -85,10 +90,16 @@ impl FuseAdapter {
                 .ok(),
         };
         let fut = op(self.fs.clone());
-        self.runtime.spawn(async move {
-            fut.await;
-            drop(permit);
-        });
+        match self.metrics.clone() {
+            Some(metrics) => self.runtime.spawn(async move {
+                metrics.track(name, fut).await;
+                drop(permit);
+            }),
+            None => self.runtime.spawn(async move {
+                fut.await;
+                drop(permit);
+            }),
+        };
     }
 }
 
@@ -155,13 +166,13 @@ impl Filesystem for FuseAdapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("lookup", |fs| async move {
             reply_entry(reply, "lookup", fs.lookup(ino(parent), &name).await);
         });
     }
 
     fn getattr(&self, _req: &Request, n: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.spawn(|fs| async move {
+        self.spawn("getattr", |fs| async move {
             match fs.getattr(ino(n)).await {
                 Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
                 Err(e) => reply.error(fail("getattr", &e)),
@@ -195,7 +206,7 @@ impl Filesystem for FuseAdapter {
             atime: atime.map(set_time),
             mtime: mtime.map(set_time),
         };
-        self.spawn(|fs| async move {
+        self.spawn("setattr", |fs| async move {
             match fs.setattr(ino(n), change).await {
                 Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
                 Err(e) => reply.error(fail("setattr", &e)),
@@ -204,7 +215,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn readlink(&self, _req: &Request, n: INodeNo, reply: ReplyData) {
-        self.spawn(|fs| async move {
+        self.spawn("readlink", |fs| async move {
             match fs.readlink(ino(n)).await {
                 Ok(target) => reply.data(target.as_bytes()),
                 Err(e) => reply.error(fail("readlink", &e)),
@@ -225,7 +236,7 @@ impl Filesystem for FuseAdapter {
         let (name, who) = (name.to_owned(), caller(req));
         // Keep the type bits; apply the umask to the permission bits only.
         let mode = mode & !(umask & 0o7777);
-        self.spawn(|fs| async move {
+        self.spawn("mknod", |fs| async move {
             reply_entry(
                 reply,
                 "mknod",
@@ -245,7 +256,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let (name, who) = (name.to_owned(), caller(req));
         let mode = mode & !umask;
-        self.spawn(|fs| async move {
+        self.spawn("mkdir", |fs| async move {
             reply_entry(
                 reply,
                 "mkdir",
@@ -256,14 +267,14 @@ impl Filesystem for FuseAdapter {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("unlink", |fs| async move {
             reply_empty(reply, "unlink", fs.unlink(ino(parent), &name).await);
         });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("rmdir", |fs| async move {
             reply_empty(reply, "rmdir", fs.rmdir(ino(parent), &name).await);
         });
     }
@@ -277,7 +288,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         let (name, target, who) = (link_name.to_owned(), target.to_owned(), caller(req));
-        self.spawn(|fs| async move {
+        self.spawn("symlink", |fs| async move {
             let result = fs.symlink(ino(parent), &name, &target, who).await;
             reply_entry(reply, "symlink", result);
         });
@@ -295,7 +306,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let (name, newname) = (name.to_owned(), newname.to_owned());
         let mode = RenameMode::from_bits(flags.bits());
-        self.spawn(|fs| async move {
+        self.spawn("rename", |fs| async move {
             let result = match mode {
                 Ok(mode) => {
                     fs.rename(ino(parent), &name, ino(newparent), &newname, mode)
@@ -316,7 +327,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         let newname = newname.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("link", |fs| async move {
             reply_entry(
                 reply,
                 "link",
@@ -327,7 +338,7 @@ impl Filesystem for FuseAdapter {
 
     fn open(&self, _req: &Request, n: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
         let flags = OpenFlags::from_raw(flags.0);
-        self.spawn(|fs| async move {
+        self.spawn("open", |fs| async move {
             match fs.open(ino(n), flags).await {
                 Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache)),
                 Err(e) => reply.error(fail("open", &e)),
@@ -346,7 +357,7 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("read", |fs| async move {
             match fs.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(fail("read", &e)),
@@ -367,7 +378,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.spawn(|fs| async move {
+        self.spawn("write", |fs| async move {
             match fs.write(fh.0, offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(fail("write", &e)),
@@ -383,7 +394,7 @@ impl Filesystem for FuseAdapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("flush", |fs| async move {
             reply_empty(reply, "flush", fs.flush(fh.0).await);
         });
     }
@@ -398,7 +409,7 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("release", |fs| async move {
             reply_empty(reply, "release", fs.release(fh.0).await);
         });
     }
@@ -411,13 +422,13 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("fsync", |fs| async move {
             reply_empty(reply, "fsync", fs.fsync(fh.0).await);
         });
     }
 
     fn opendir(&self, _req: &Request, n: INodeNo, _flags: fuser::OpenFlags, reply: ReplyOpen) {
-        self.spawn(|fs| async move {
+        self.spawn("opendir", |fs| async move {
             match fs.opendir(ino(n)).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(fail("opendir", &e)),
@@ -433,7 +444,7 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("readdir", |fs| async move {
             match fs.readdir(fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries {
@@ -457,7 +468,7 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn("readdirplus", |fs| async move {
             match fs.readdir(fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries {
@@ -498,7 +509,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.spawn(|fs| async move {
+        self.spawn("statfs", |fs| async move {
             match fs.statfs().await {
                 Ok(s) => reply.statfs(
                     s.blocks,
@@ -526,7 +537,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), value.to_vec());
-        self.spawn(|fs| async move {
+        self.spawn("setxattr", |fs| async move {
             reply_empty(
                 reply,
                 "setxattr",
@@ -537,20 +548,20 @@ impl Filesystem for FuseAdapter {
 
     fn getxattr(&self, _req: &Request, n: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("getxattr", |fs| async move {
             reply_xattr(reply, "getxattr", fs.getxattr(ino(n), &name, size).await);
         });
     }
 
     fn listxattr(&self, _req: &Request, n: INodeNo, size: u32, reply: ReplyXattr) {
-        self.spawn(|fs| async move {
+        self.spawn("listxattr", |fs| async move {
             reply_xattr(reply, "listxattr", fs.listxattr(ino(n), size).await);
         });
     }
 
     fn removexattr(&self, _req: &Request, n: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(|fs| async move {
+        self.spawn("removexattr", |fs| async move {
             reply_empty(reply, "removexattr", fs.removexattr(ino(n), &name).await);
         });
     }
@@ -558,7 +569,7 @@ impl Filesystem for FuseAdapter {
     fn access(&self, req: &Request, n: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let who = caller(req);
         let mask = mask.bits();
-        self.spawn(|fs| async move {
+        self.spawn("access", |fs| async move {
             reply_empty(reply, "access", fs.access(ino(n), mask, who).await);
         });
     }
@@ -576,7 +587,7 @@ impl Filesystem for FuseAdapter {
         let (name, who) = (name.to_owned(), caller(req));
         let mode = mode & !umask;
         let flags = OpenFlags::from_raw(flags);
-        self.spawn(|fs| async move {
+        self.spawn("create", |fs| async move {
             match fs.create(ino(parent), &name, mode, flags, who).await {
                 Ok(o) => reply.created(
                     &TTL,

@@ -2,6 +2,7 @@
 //! datanode scrubbers, and pipeline recovery for a writer whose datanode failed mid-block.
 
 use super::AppState;
+use crate::events::EventKind;
 use crate::namespace::{Command, Reply};
 use crate::node::unexpected;
 use crate::placement::{PlacementError, choose_pipeline};
@@ -28,6 +29,15 @@ pub async fn report_bad_replicas(
             known,
             "replica reported corrupt"
         );
+        if known {
+            node.events.push(
+                EventKind::CorruptReplica,
+                format!(
+                    "replica of block {} (generation {}) on datanode {} reported corrupt",
+                    bad.block.id, bad.block.generation.0, bad.datanode
+                ),
+            );
+        }
     }
     Ok(Empty {})
 }

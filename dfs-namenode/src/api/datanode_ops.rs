@@ -4,6 +4,7 @@
 
 use super::AppState;
 use crate::datanodes::AdminState;
+use crate::events::EventKind;
 use crate::namespace::ReplicaStatus;
 use dfs_proto::rest::{
     BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, DatanodeState,
@@ -19,6 +20,10 @@ pub async fn register(
 ) -> Result<RegisterDatanodeResponse, ApiError> {
     node.datanodes.register(&req);
     tracing::info!(datanode = %req.id, grpc = %req.grpc_addr, "datanode registered");
+    node.events.push(
+        EventKind::DatanodeRegistered,
+        format!("datanode {} registered (gRPC {})", req.id, req.grpc_addr),
+    );
     Ok(RegisterDatanodeResponse {
         namenode: NamenodeId(node.id),
     })
@@ -31,6 +36,7 @@ pub async fn heartbeat(
     // Read before deciding on commands: a term that moves on meanwhile only makes datanodes
     // ignore these commands, never accept a deposed leader's.
     let term = node.term();
+    node.metrics.heartbeats.increment(1);
     if !node.datanodes.heartbeat(&req) {
         return Ok(HeartbeatResponse {
             reregister: true,
@@ -70,6 +76,7 @@ fn classify(node: &AppState, blocks: Vec<BlockInfo>) -> Vec<(BlockInfo, ReplicaS
 
 pub async fn block_report(node: AppState, req: BlockReportRequest) -> Result<Empty, ApiError> {
     let count = req.blocks.len();
+    node.metrics.full_reports.increment(1);
     let report = classify(&node, req.blocks);
     node.blocks().full_report(&req.id, &report);
     tracing::info!(datanode = %req.id, replicas = count, "full block report");
@@ -80,6 +87,7 @@ pub async fn incremental_block_report(
     node: AppState,
     req: IncrementalBlockReportRequest,
 ) -> Result<Empty, ApiError> {
+    node.metrics.incremental_reports.increment(1);
     let received = classify(&node, req.received);
     node.blocks()
         .incremental_report(&req.id, &received, &req.deleted);

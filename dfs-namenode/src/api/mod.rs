@@ -1,7 +1,8 @@
 //! The namenode's REST API: every endpoint of [`dfs_proto::rest`] routed by its `PATH` and
 //! `METHOD` (GET requests from the query string, POST requests from a JSON body), plus the Raft
 //! endpoints, with JSON errors for everything that fails, including unknown routes and bodies
-//! over [`API_BODY_LIMIT`].
+//! over [`API_BODY_LIMIT`]. `GET /metrics` and the status page at `/` are routed here too, and
+//! every request is counted by [`crate::metrics::track_requests`].
 
 pub mod block_ops;
 pub mod datanode_ops;
@@ -100,10 +101,19 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::HaRemoveNode, _, _>(r, ha_ops::remove);
     let r = r.layer(axum::middleware::from_fn(ha_ops::with_request_id));
 
+    // Operations (crate::metrics, crate::status_page): Prometheus metrics and the status page.
+    let r = r
+        .route("/metrics", get(crate::metrics::serve))
+        .route("/", get(crate::status_page::page));
+
     let raft = crate::raft::network::routes(node.raft.clone());
     r.layer(DefaultBodyLimit::max(API_BODY_LIMIT))
-        .with_state(node)
+        .with_state(node.clone())
         .merge(raft)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            node,
+            crate::metrics::track_requests,
+        ))
 }
