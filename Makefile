@@ -7,7 +7,7 @@ NAMENODES ?= 3
 DATANODES ?= 3
 RELEASE   := target/release
 
-.PHONY: all build run stop status test test-deps lint bench clean-data help
+.PHONY: all build run stop status test test-deps lint bench clean-data help images
 
 all: build
 
@@ -36,10 +36,11 @@ status:
 ## real daemons (which need the binaries built first).
 test: test-deps lint
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace
+	DFS_REQUIRE_DOCKER=1 $(CARGO) test --workspace
 
 ## The mount tests need /dev/fuse and fusermount3 (Debian's fuse3); the HA partition test
-## needs iptables; the status page test needs a headless browser (Debian's chromium).
+## needs iptables; the status page test needs a headless browser (Debian's chromium); the
+## container test needs a running Docker engine.
 test-deps:
 	@command -v rustfmt >/dev/null 2>&1 || rustup component add rustfmt
 	@command -v cargo-clippy >/dev/null 2>&1 || rustup component add clippy
@@ -55,10 +56,15 @@ test-deps:
 		echo "installing chromium for the status page browser test"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	@scripts/ensure-docker
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Container images dfs-namenode, dfs-datanode and dfs-client, FROM scratch (docs/DEPLOY.md).
+images:
+	docker/build-images
 
 bench:
 	$(CARGO) build --release --bins

@@ -116,32 +116,43 @@ impl Mount {
 
     /// The last lines of the mount's log (for failure messages).
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        log_tail(&self.log)
+    }
+}
+
+/// The last 30 lines of a mount's log file.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Unmounts `dir` lazily (so a hung cluster cannot block it) and reaps the mount process,
+/// killing it if it has not exited within 10 s of the unmount.
+pub fn unmount_and_reap(dir: &Path, child: Option<Child>) {
+    if is_mounted(dir) {
+        let unmounted = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(dir).status();
+        }
+    }
+    if let Some(mut child) = child {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        if is_mounted(&self.dir) {
-            let unmounted = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(&self.dir)
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !unmounted {
-                let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-            }
-        }
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        unmount_and_reap(&self.dir, self.child.take());
     }
 }
