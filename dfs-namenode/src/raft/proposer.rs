@@ -19,9 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// Entries in the log pipeline at once. Two keep the log busy (one entry is written while the
-/// next waits at the core) while letting the changes that keep arriving gather into few entries.
-const IN_FLIGHT: usize = 2;
+/// Entries in the log pipeline at once. One: a second entry handed to the core while the first
+/// is being flushed would only hold what arrived in the first instants (the core does not take
+/// it before the flush ends anyway), and batches would alternate between large and tiny; with
+/// one, everything that arrives during a flush rides in the next entry (measured: 16 clients
+/// create 5,300-6,700 files/s instead of 4,000 with two).
+const IN_FLIGHT: usize = 1;
 /// Most changes in one entry (bounds an entry's size, and so a replication request's).
 const MAX_BATCH: usize = 512;
 
