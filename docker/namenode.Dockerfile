@@ -1,5 +1,5 @@
 # dfs-namenode: the metadata server, FROM scratch. The build context is the directory
-# docker/build-images stages (static binaries + a tiny root file system); build with `make images`.
+# docker/build-images stages (binaries, their libraries and a tiny root file system); build with `make images`.
 FROM scratch
 COPY rootfs/ /
 COPY --chown=65532:65532 data/ /data/

@@ -20,8 +20,8 @@ pub const DATANODES: [(&str, u8); 3] = [("datanode1", 21), ("datanode2", 22), ("
 /// Set to 1 (as CI does) to fail instead of skipping where Docker is missing.
 pub const REQUIRE_VAR: &str = "DFS_REQUIRE_DOCKER";
 
-/// Cold release builds of the static binaries on a loaded 2-core machine take minutes.
-const BUILD_DEADLINE: Duration = Duration::from_secs(40 * 60);
+/// Staging the binaries and `docker build` of three small contexts; generous for a loaded disk.
+const BUILD_DEADLINE: Duration = Duration::from_secs(10 * 60);
 /// Any other docker command (up, down, kill, inspect).
 const COMMAND_DEADLINE: Duration = Duration::from_secs(180);
 
@@ -118,10 +118,13 @@ pub fn run_ok(cmd: &mut Command, deadline: Duration) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Builds (or brings up to date) the three images with `docker/build-images`.
+/// Builds the three images with `docker/build-images` from the binaries the tests run (so no
+/// second build of the workspace is needed).
 pub fn build_images() -> Result<String> {
     run_ok(
-        Command::new(repo_root().join("docker/build-images")).current_dir(repo_root()),
+        Command::new(repo_root().join("docker/build-images"))
+            .env("DFS_IMAGE_BIN_DIR", crate::bin_dir())
+            .current_dir(repo_root()),
         BUILD_DEADLINE,
     )
     .context("docker/build-images")
