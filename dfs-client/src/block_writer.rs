@@ -91,6 +91,7 @@ impl Pipe {
                 .map(|d| d.grpc.clone())
                 .collect(),
             expected_length: 0,
+            access_token: located.token.clone().unwrap_or_default(),
         };
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         // Cannot fail: the receiver is alive and the channel empty.

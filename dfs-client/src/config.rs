@@ -24,6 +24,9 @@ pub struct ClientConfig {
     pub failover_timeout: Duration,
     /// This process's identity as a lease holder.
     pub client_id: ClientId,
+    /// The cluster secret file; every namenode call carries the credential derived from it.
+    /// From env `DFS_SECRET_FILE`, else the config file's `secret_file` (relative to the file).
+    pub secret_file: Option<PathBuf>,
 }
 
 /// The TOML file's contents.
@@ -35,6 +38,8 @@ struct ConfigFile {
     request_timeout_ms: Option<u64>,
     #[serde(default)]
     failover_timeout_ms: Option<u64>,
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -48,6 +53,7 @@ impl ClientConfig {
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             failover_timeout: Self::DEFAULT_FAILOVER_TIMEOUT,
             client_id: new_client_id(),
+            secret_file: None,
         }
     }
 
@@ -60,6 +66,18 @@ impl ClientConfig {
 
 /// [`ClientConfig::discover`] with the environment and the system file given explicitly.
 pub fn discover_with(
+    flag: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    system_file: &Path,
+) -> Result<ClientConfig> {
+    let mut config = discover_namenodes(flag, &env, system_file)?;
+    if let Some(path) = env("DFS_SECRET_FILE").filter(|s| !s.is_empty()) {
+        config.secret_file = Some(PathBuf::from(path));
+    }
+    Ok(config)
+}
+
+fn discover_namenodes(
     flag: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
     system_file: &Path,
@@ -112,6 +130,9 @@ fn from_file(path: &Path) -> Result<ClientConfig> {
     if let Some(ms) = file.failover_timeout_ms {
         config.failover_timeout = Duration::from_millis(ms);
     }
+    config.secret_file = file
+        .secret_file
+        .map(|p| path.parent().unwrap_or(Path::new("")).join(p));
     Ok(config)
 }
 
@@ -280,5 +301,21 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_millis(500));
         assert_eq!(c.failover_timeout, Duration::from_secs(2));
         assert!(c.client_id.0.split('-').count() >= 3);
+    }
+
+    #[test]
+    fn secret_file_comes_from_the_env_or_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "namenodes = [\"a:1\"]\nsecret_file = \"secret\"\n").expect("write");
+        let file = path.to_string_lossy().to_string();
+        let sys = Path::new("/nonexistent");
+        let c = discover_with(None, env(&[("DFS_CONFIG", &file)]), sys).expect("file");
+        assert_eq!(c.secret_file, Some(dir.path().join("secret")));
+        let vars = env(&[("DFS_CONFIG", &file), ("DFS_SECRET_FILE", "/etc/dfs/s")]);
+        let c = discover_with(None, vars, sys).expect("file");
+        assert_eq!(c.secret_file, Some(PathBuf::from("/etc/dfs/s")));
+        let c = discover_with(Some("a:1"), env(&[]), sys).expect("flag");
+        assert_eq!(c.secret_file, None);
     }
 }

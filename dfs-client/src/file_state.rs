@@ -28,8 +28,8 @@ use tracing::{debug, warn};
 /// Attempts at rewriting one dirty block (each with a freshly allocated pipeline).
 const REWRITE_ATTEMPTS: usize = 2;
 
-/// Replica locations by (block id, generation).
-type Locations = HashMap<(u64, u64), Vec<DatanodeAddr>>;
+/// Replica locations and read token by (block id, generation).
+type Locations = HashMap<(u64, u64), (Vec<DatanodeAddr>, Option<String>)>;
 
 pub(crate) struct FileState {
     client: Client,
@@ -114,7 +114,7 @@ impl FileState {
     fn remember(&self, blocks: &[LocatedBlock]) {
         let mut locs = self.locations.lock().unwrap_or_else(|p| p.into_inner());
         for lb in blocks {
-            locs.insert(key(&lb.block), lb.locations.clone());
+            locs.insert(key(&lb.block), (lb.locations.clone(), lb.token.clone()));
         }
     }
 
@@ -442,7 +442,7 @@ impl FileState {
             .get(&key(&block))
             .cloned();
         let mut refreshed = false;
-        let mut locations = match cached {
+        let (mut locations, mut token) = match cached {
             Some(l) => l,
             None => {
                 refreshed = true;
@@ -454,20 +454,24 @@ impl FileState {
                 index,
                 block,
                 locations,
+                token,
             };
             match read_range(&self.client, &located, from, to).await {
                 Ok(bytes) => return Ok(bytes),
                 Err(e) if !refreshed => {
                     warn!(ino = %self.ino, block = %block.id, error = %e, "every replica failed; refreshing locations");
                     refreshed = true;
-                    locations = self.refresh_locations(&block).await?;
+                    (locations, token) = self.refresh_locations(&block).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    async fn refresh_locations(&self, block: &BlockInfo) -> Result<Vec<DatanodeAddr>> {
+    async fn refresh_locations(
+        &self,
+        block: &BlockInfo,
+    ) -> Result<(Vec<DatanodeAddr>, Option<String>)> {
         let layout = self
             .client
             .call::<GetBlocks>(&GetBlocksRequest {

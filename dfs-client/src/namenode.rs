@@ -5,15 +5,16 @@
 //! leader yet (`UNAVAILABLE`), backs off after each full round, and gives up after the failover
 //! timeout. The namenode that last answered is remembered and asked first next time.
 //!
-//! Every `POST` carries a request id (`x-dfs-request-id`, the same on each retry of one call).
-//! The namenodes apply a request id at most once and answer a retry with the first reply, so a
-//! `POST` whose connection broke in flight (the leader died after or before applying it) is
-//! simply sent again: a retried create answers the file it made, not `EEXIST`.
+//! Every call carries the caller's identity (`crate::identity`). Every `POST` carries a request
+//! id (`x-dfs-request-id`, the same on each retry of one call). The namenodes apply a request
+//! id at most once and answer a retry with the first reply, so a `POST` whose connection broke
+//! in flight (the leader died after or before applying it) is simply sent again: a retried
+//! create answers the file it made, not `EEXIST`.
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use dfs_proto::rest::{Endpoint, Method};
-use dfs_proto::{ApiError, ErrorCode};
+use dfs_proto::{ApiError, ClusterSecret, ErrorCode};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub(crate) struct Namenodes {
     /// Prefix of this client's request ids (its client id, unique per process).
     request_prefix: String,
     next_request: AtomicU64,
+    /// Who calls are made for unless [`crate::as_caller`] says otherwise: this process.
+    identity: dfs_proto::Identity,
 }
 
 impl Namenodes {
@@ -48,6 +51,7 @@ impl Namenodes {
             .cloned()
             .ok_or_else(|| Error::Config("no namenode addresses configured".to_string()))?;
         let http = reqwest::Client::builder()
+            .default_headers(credential_headers(config)?)
             .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
             .timeout(config.request_timeout)
             .build()
@@ -62,6 +66,7 @@ impl Namenodes {
             leader: Mutex::new(first),
             request_prefix: config.client_id.0.clone(),
             next_request: AtomicU64::new(1),
+            identity: crate::identity::process_identity(),
         })
     }
 
@@ -169,6 +174,10 @@ impl Namenodes {
         if let Some(id) = request_id {
             builder = builder.header(REQUEST_ID_HEADER, id);
         }
+        let who = crate::identity::scoped();
+        for (name, value) in who.as_ref().unwrap_or(&self.identity).header_values() {
+            builder = builder.header(name, value);
+        }
         let transport = |source| Error::Transport {
             addr: addr.to_string(),
             source,
@@ -192,6 +201,21 @@ impl Namenodes {
             }),
         }
     }
+}
+
+/// The cluster credential every call carries (none without a secret file), read from
+/// [`ClientConfig::secret_file`].
+fn credential_headers(config: &ClientConfig) -> Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let Some(path) = &config.secret_file else {
+        return Ok(headers);
+    };
+    let secret = ClusterSecret::load(path).map_err(|e| Error::Config(e.to_string()))?;
+    let mut value = reqwest::header::HeaderValue::try_from(secret.authorization())
+        .map_err(|e| Error::Config(format!("cluster credential: {e}")))?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(headers)
 }
 
 /// Whether a failed request may be sent to another namenode: any failure of the connection or

@@ -240,6 +240,8 @@ pub(crate) struct BlockRange {
     client: Client,
     block: BlockInfo,
     locations: Vec<DatanodeAddr>,
+    /// The read token from the namenode (empty for a cluster without a secret).
+    token: String,
     next_replica: usize,
     /// Next block offset to hand out.
     pos: u64,
@@ -257,6 +259,7 @@ impl BlockRange {
             client: client.clone(),
             block: located.block,
             locations: located.locations.clone(),
+            token: located.token.clone().unwrap_or_default(),
             next_replica: 0,
             pos,
             end,
@@ -273,6 +276,8 @@ impl BlockRange {
         match layout.blocks.iter().find(|b| b.index == index) {
             Some(located) if located.block == self.block => {
                 self.locations = located.locations.clone();
+                // A fresh token too: the old one may be what expired.
+                self.token = located.token.clone().unwrap_or_default();
                 self.next_replica = 0;
                 Ok(())
             }
@@ -372,6 +377,7 @@ impl BlockRange {
             }),
             offset: self.pos,
             length: self.end - self.pos,
+            access_token: self.token.clone(),
         };
         let resp = datanode
             .read_block(req)

@@ -71,7 +71,11 @@ async fn worker(
                     delete(&node, r.into()).await;
                 }
             }
-            DatanodeCommand::Replicate { block, targets } => {
+            DatanodeCommand::Replicate {
+                block,
+                targets,
+                token,
+            } => {
                 let replica = Replica {
                     id: block.id,
                     generation: block.generation,
@@ -90,7 +94,8 @@ async fn worker(
                 );
                 copies.spawn(async move {
                     if let Ok(_slot) = slots.acquire().await {
-                        let copied = replicate(&node, block, &targets).await;
+                        let copied =
+                            replicate(&node, block, &targets, token.unwrap_or_default()).await;
                         node.metrics.copies.count(copied.is_ok());
                         match copied {
                             Ok(r) => {
@@ -123,11 +128,13 @@ async fn delete(node: &Node, replica: Replica) {
     }
 }
 
-/// Copies a local replica down a pipeline of `targets`.
+/// Copies a local replica down a pipeline of `targets`, with the write `token` the namenode
+/// signed for the copy.
 pub async fn replicate(
     node: &Node,
     block: BlockInfo,
     targets: &[DatanodeAddr],
+    token: String,
 ) -> Result<WriteBlockResponse, Status> {
     let _transfer = node.transfers.start();
     let Some((first, rest)) = targets.split_first() else {
@@ -159,6 +166,7 @@ pub async fn replicate(
             }),
             downstream: rest.iter().map(|t| t.grpc.clone()).collect(),
             expected_length: length,
+            access_token: token,
         })),
     };
     // The reader thread feeds the stream and ends it only after the last chunk; if reading

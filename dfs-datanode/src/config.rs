@@ -1,8 +1,11 @@
 //! The datanode's configuration: command-line flags (each also readable from a `DFS_DATANODE_*`
 //! environment variable), an optional TOML file with the same keys in snake_case, and defaults.
-//! A flag wins over the file; the file wins over the default. Unknown file keys are an error.
+//! Precedence, lowest first: defaults, the file, the environment, flags. Unknown file keys are
+//! an error. [`Config::to_toml`] writes the effective configuration back as a file the daemon
+//! accepts (`--print-config`).
 
-use serde::Deserialize;
+use dfs_proto::LogFormat;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,6 +35,11 @@ pub struct Config {
     pub scrub_rate: u64,
     /// Pause between two scrub passes over every replica.
     pub scrub_interval: Duration,
+    /// Shape of the log lines (read by the binary, which starts logging).
+    pub log_format: LogFormat,
+    /// The cluster secret file (see `docs/SECURITY.md`). `None`: dev mode, no authentication
+    /// to namenodes and no block token checks.
+    pub secret_file: Option<PathBuf>,
 }
 
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9866";
@@ -57,6 +65,8 @@ impl Config {
             replication_bandwidth: DEFAULT_REPLICATION_BANDWIDTH,
             scrub_rate: DEFAULT_SCRUB_RATE,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
+            log_format: LogFormat::Text,
+            secret_file: None,
         }
     }
 
@@ -107,10 +117,35 @@ impl Config {
         if let Some(v) = cli.scrub_interval.or(file.scrub_interval) {
             config.scrub_interval = v;
         }
+        if let Some(v) = cli.log_format.or(file.log_format) {
+            config.log_format = v;
+        }
+        config.secret_file = cli.secret_file.or(file.secret_file);
         if config.heartbeat_interval.is_zero() || config.block_report_interval.is_zero() {
             return Err(ConfigError::Invalid("intervals must be longer than zero"));
         }
         Ok(config)
+    }
+
+    /// The configuration as a TOML file with every key, which `--config` accepts back.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let file = FileConfig {
+            data_dir: Some(self.data_dir.clone()),
+            namenodes: Some(self.namenodes.clone()),
+            grpc_listen: Some(self.grpc_listen),
+            http_listen: Some(self.http_listen),
+            advertise_host: self.advertise_host.clone(),
+            heartbeat_interval: Some(self.heartbeat_interval),
+            block_report_interval: Some(self.block_report_interval),
+            capacity: self.capacity.map(ByteSize),
+            reserved: Some(ByteSize(self.reserved)),
+            replication_bandwidth: Some(ByteSize(self.replication_bandwidth)),
+            scrub_rate: Some(ByteSize(self.scrub_rate)),
+            scrub_interval: Some(self.scrub_interval),
+            log_format: Some(self.log_format),
+            secret_file: self.secret_file.clone(),
+        };
+        toml::to_string(&file)
     }
 }
 
@@ -173,13 +208,24 @@ pub struct Cli {
     /// Pause between scrub passes, e.g. 24h [default: 24h].
     #[arg(long, env = "DFS_DATANODE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     pub scrub_interval: Option<Duration>,
+    /// Log lines as `text` or `json` [default: text].
+    #[arg(long, env = "DFS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// File holding the cluster secret (at least 32 random bytes, e.g. hex); without one the
+    /// datanode runs unauthenticated (dev mode).
+    #[arg(long, env = "DFS_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
     /// TOML file with the same settings (snake_case keys).
     #[arg(long, env = "DFS_DATANODE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, file, environment and flags merged) as
+    /// TOML that `--config` accepts, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// The TOML file's keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
@@ -197,6 +243,8 @@ struct FileConfig {
     scrub_rate: Option<ByteSize>,
     #[serde(default, with = "humantime_serde")]
     scrub_interval: Option<Duration>,
+    log_format: Option<LogFormat>,
+    secret_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -242,6 +290,12 @@ impl FromStr for ByteSize {
         n.checked_mul(unit)
             .map(ByteSize)
             .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
     }
 }
 
@@ -315,7 +369,12 @@ mod tests {
             config: Some(path),
             ..Cli::default()
         };
-        assert!(matches!(Config::load(cli), Err(ConfigError::Parse { .. })));
+        let err = Config::load(cli).expect_err("unknown key");
+        assert!(matches!(err, ConfigError::Parse { .. }));
+        assert!(
+            err.to_string().contains("`namenode`"),
+            "names the key: {err}"
+        );
         let cli = Cli::try_parse_from(["dfs-datanode", "--data-dir", "/d"]).expect("parse");
         assert!(matches!(
             Config::load(cli),
@@ -325,5 +384,24 @@ mod tests {
             Cli::try_parse_from(["dfs-datanode", "--data-dir", "/d", "--namenodes", "a:1,b:2"])
                 .expect("parse");
         assert_eq!(Config::load(cli).expect("load").namenodes.len(), 2);
+    }
+
+    #[test]
+    fn printed_config_reads_back_as_the_same_config() {
+        let mut c = Config::new("/srv/dn1", vec!["a:1".into(), "b:2".into()]);
+        c.capacity = Some(10 << 30);
+        c.advertise_host = Some("dn1.example".into());
+        c.scrub_interval = Duration::from_secs(90 * 60);
+        c.log_format = LogFormat::Json;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dn.toml");
+        for config in [c, Config::new("/d", vec!["a:1".into()])] {
+            let text = config.to_toml().expect("serialize");
+            std::fs::write(&path, &text).expect("write config");
+            let cli =
+                Cli::try_parse_from(["dfs-datanode", "--config", path.to_str().expect("utf-8")])
+                    .expect("parse flags");
+            assert_eq!(Config::load(cli).expect("load"), config, "from:\n{text}");
+        }
     }
 }

@@ -7,11 +7,13 @@
 //! - `transfer`: the gRPC service; `peers`: cached channels to other datanodes.
 //! - `heartbeat`, `reports`, `commands`: the conversation with namenodes; `throttle` caps the
 //!   bandwidth of replication copies; `scrubber` re-verifies stored replicas in the background.
+//! - `auth`: block access token checks on every transfer.
 //! - `http`: `GET /health` and `GET /metrics` (`metrics`). [`config`]: flags, TOML file and defaults.
 //!
 //! [`run`] takes its listeners and a shutdown token, so tests start a datanode in-process on
 //! `127.0.0.1:0`.
 
+mod auth;
 pub mod block_store;
 mod commands;
 pub mod config;
@@ -63,6 +65,8 @@ pub(crate) struct Node {
     replication_throttle: Arc<throttle::Throttle>,
     /// Counters and histograms for `/metrics`.
     metrics: metrics::Metrics,
+    /// Checks the block access token of every transfer.
+    tokens: auth::TokenCheck,
 }
 
 impl Node {
@@ -111,6 +115,21 @@ pub async fn run(
         reserved: config.reserved,
         capacity: config.capacity,
     };
+    let secret = match config.secret_file.clone() {
+        Some(path) => Some(
+            tokio::task::spawn_blocking(move || dfs_proto::ClusterSecret::load(&path))
+                .await
+                .context("load the cluster secret")?
+                .context("load the cluster secret")?,
+        ),
+        None => {
+            tracing::warn!(
+                "no cluster secret configured (--secret-file): block transfers are not \
+                 checked and namenodes that require the secret will refuse this datanode"
+            );
+            None
+        }
+    };
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || BlockStore::open(&data_dir, limits))
         .await
@@ -128,13 +147,14 @@ pub async fn run(
         grpc_addr: host_port(&host, grpc_local.port()),
         http_addr: host_port(&host, http_local.port()),
         peers: Peers::default(),
-        rest: NamenodeClient::new().context("build the namenode HTTP client")?,
+        rest: NamenodeClient::new(secret.as_ref()).context("build the namenode HTTP client")?,
         reports: Reports::new(config.namenodes.len()),
         transfers: Arc::default(),
         heartbeat_interval: config.heartbeat_interval,
         block_report_interval: config.block_report_interval,
         replication_throttle: Arc::new(throttle::Throttle::new(config.replication_bandwidth)),
         metrics: metrics::Metrics::new(),
+        tokens: auth::TokenCheck::new(secret.as_ref()),
     });
     tracing::info!(
         datanode_id = %node.store.datanode_id(),

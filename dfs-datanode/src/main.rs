@@ -1,5 +1,6 @@
-//! `dfs-datanode`: parses flags, loads the config, starts tracing and runs the datanode until
-//! SIGINT or SIGTERM.
+//! `dfs-datanode`: loads the configuration, starts logging and runs the datanode until SIGINT
+//! or SIGTERM (a clean shutdown, exit 0). `--print-config` prints the effective configuration
+//! instead.
 
 use anyhow::Context;
 use clap::Parser;
@@ -7,16 +8,17 @@ use dfs_datanode::{Cli, Config};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let config = Config::load(Cli::parse())?;
+    let cli = Cli::parse();
+    let print_config = cli.print_config;
+    let config = Config::load(cli)?;
+    if print_config {
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    dfs_proto::logging::init(config.log_format, None)?;
     let grpc = TcpListener::bind(config.grpc_listen)
         .await
         .with_context(|| format!("bind gRPC to {}", config.grpc_listen))?;

@@ -6,9 +6,9 @@
 //! its namenode loop gets to it.
 
 use crate::block_store::Replica;
-use dfs_proto::ApiError;
 use dfs_proto::DatanodeId;
 use dfs_proto::rest::{BlockInfo, Endpoint, IncrementalBlockReportRequest, Method, ReplicaRef};
+use dfs_proto::{ApiError, ClusterSecret};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -55,8 +55,16 @@ pub struct NamenodeClient {
 }
 
 impl NamenodeClient {
-    pub fn new() -> Result<NamenodeClient, reqwest::Error> {
+    /// With `secret`, every call carries the cluster credential namenodes require.
+    pub fn new(secret: Option<&ClusterSecret>) -> anyhow::Result<NamenodeClient> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(secret) = secret {
+            let mut value = reqwest::header::HeaderValue::try_from(secret.authorization())?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()?;

@@ -192,6 +192,7 @@ async fn replicates_on_command_and_registers_again_when_forgotten() {
                     id: b_id.clone(),
                     grpc: b.grpc_addr.clone(),
                 }],
+                token: None,
             }],
         )
     });

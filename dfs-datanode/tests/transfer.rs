@@ -184,6 +184,7 @@ async fn ranged_reads_return_the_right_bytes() {
             }),
             offset: 0,
             length: 0,
+            access_token: String::new(),
         })
         .await
         .expect("read")

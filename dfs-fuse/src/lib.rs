@@ -2,9 +2,11 @@
 //!
 //! [`fs::DfsFs`] is the file system in dfs terms (testable without a mount); [`fuse`] adapts it
 //! to the kernel through `fuser`; [`mount::run`] mounts and serves; [`options`] parses `-o`;
-//! [`metrics`] counts operations for Prometheus (`-o metrics_listen=ADDR`).
+//! [`metrics`] counts operations for Prometheus (`-o metrics_listen=ADDR`); [`config`] merges
+//! flags, environment and the `--config` file.
 //! What POSIX behaviour users get is written up in `docs/SEMANTICS.md`.
 
+pub mod config;
 pub mod error;
 pub mod fs;
 pub mod fuse;

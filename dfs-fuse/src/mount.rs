@@ -1,5 +1,10 @@
 //! Mounting and serving: reach the cluster, mount, tune the mount's read-ahead, serve until
 //! unmounted or signalled, then close what is still open.
+//!
+//! On SIGTERM or SIGINT the mount first commits every open file (buffered data written, the
+//! write lease released), then unmounts. If programs still hold files open the unmount is
+//! refused; the mount is then detached (`umount -l`), given [`DETACHED_GRACE`] to end, and left:
+//! the process exits 0 and those programs get `ENOTCONN` on their next call.
 
 use crate::fs::{DfsFs, FsConfig};
 use crate::fuse::FuseAdapter;
@@ -19,6 +24,9 @@ const FUSE_THREADS: usize = 2;
 const READ_AHEAD_KB: u32 = 1024;
 /// How long closing files that were still open at unmount may take.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a detached mount (files still open at SIGTERM) may take to end by itself before the
+/// process exits anyway.
+const DETACHED_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything one mount needs.
 #[derive(Debug, Clone)]
@@ -106,31 +114,53 @@ async fn serve(mut live: Live, mountpoint: PathBuf) -> Result<()> {
         _ = sigint.recv() => None,
         _ = sigterm.recv() => None,
     };
-    let ended = match ended {
-        Some(r) => r,
-        None => {
-            tracing::info!("signal received: unmounting");
-            let unmounter = &mut live.unmounter;
-            if let Err(e) = tokio::task::block_in_place(|| unmounter.unmount()) {
-                // Busy (files open): detach now; those processes keep their files until they
-                // close them, and the session ends then.
-                tracing::info!(error = %e, "unmount refused: detaching lazily");
-                if let Err(e) = detach(&mountpoint) {
-                    tracing::warn!(error = %e, "lazy unmount failed");
-                }
-            }
+    if let Some(ended) = ended {
+        // Unmounted from outside: the kernel released every file first.
+        log_session_end(ended);
+        return close_open_files(&live.fs).await;
+    }
+
+    tracing::info!("signal received: committing open files, then unmounting");
+    let closed = close_open_files(&live.fs).await;
+    let unmounter = &mut live.unmounter;
+    match tokio::task::block_in_place(|| unmounter.unmount()) {
+        Ok(()) => {
             tokio::select! {
-                r = &mut live.done => r,
-                _ = sigint.recv() => Ok(Ok(())),
-                _ = sigterm.recv() => Ok(Ok(())),
+                r = &mut live.done => log_session_end(r),
+                _ = sigint.recv() => tracing::info!("second signal: exiting now"),
+                _ = sigterm.recv() => tracing::info!("second signal: exiting now"),
             }
         }
-    };
+        Err(e) => {
+            // Busy: programs hold files open. Their data is committed above; detach the mount so
+            // nothing new can start, and go once they close or the grace runs out.
+            tracing::warn!(error = %e, "unmount refused (files still open): detaching");
+            if let Err(e) = detach(&mountpoint) {
+                tracing::warn!(error = %e, "lazy unmount failed");
+            }
+            match tokio::time::timeout(DETACHED_GRACE, &mut live.done).await {
+                Ok(r) => log_session_end(r),
+                Err(_) => tracing::warn!(
+                    grace = ?DETACHED_GRACE,
+                    "files still open on the detached mount: exiting; their next calls fail"
+                ),
+            }
+        }
+    }
+    tracing::info!(mountpoint = %mountpoint.display(), "unmounted");
+    closed
+}
+
+fn log_session_end(ended: Result<std::io::Result<()>, tokio::sync::oneshot::error::RecvError>) {
     match ended {
         Ok(Err(e)) => tracing::warn!(error = %e, "FUSE session ended with an error"),
         Ok(Ok(())) | Err(_) => tracing::info!("FUSE session ended"),
     }
-    match tokio::time::timeout(CLOSE_DEADLINE, live.fs.close_all()).await {
+}
+
+/// Commits every file still open for writing (its buffered data, its block list, its lease).
+async fn close_open_files(fs: &DfsFs) -> Result<()> {
+    match tokio::time::timeout(CLOSE_DEADLINE, fs.close_all()).await {
         Ok(0) => Ok(()),
         Ok(n) => anyhow::bail!("{n} open files could not be committed at unmount"),
         Err(_) => anyhow::bail!("closing open files took longer than {CLOSE_DEADLINE:?}"),

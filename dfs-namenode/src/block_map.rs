@@ -341,7 +341,11 @@ impl BlockMap {
         self.replications
             .entry(source.clone())
             .or_default()
-            .push(DatanodeCommand::Replicate { block, targets });
+            .push(DatanodeCommand::Replicate {
+                block,
+                targets,
+                token: None,
+            });
     }
 
     /// How many replicas the map records on `node`.

@@ -1,9 +1,12 @@
 //! The namenode's configuration: command-line flags (each also readable from a `DFS_NAMENODE_*`
 //! environment variable), an optional TOML file with the same keys in snake_case, and the typed
-//! [`Config`] the daemon runs with. Flags override the file; the file overrides the defaults.
+//! [`Config`] the daemon runs with. Precedence, lowest first: defaults, the file, the
+//! environment, flags. [`Config::to_toml`] writes the effective configuration back as a file the
+//! daemon accepts (`--print-config`).
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use dfs_proto::LogFormat;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Everything the namenode needs to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// This namenode's Raft node id; must be a key of `peers`.
     pub node_id: u64,
@@ -44,6 +47,12 @@ pub struct Config {
     /// range stands for election.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
+    /// Shape of the log lines (read by the binary, which starts logging).
+    pub log_format: LogFormat,
+    /// The cluster secret file (see `docs/SECURITY.md`). `None`: dev mode, no authentication.
+    pub secret_file: Option<PathBuf>,
+    /// How long a block access token handed to a client stays valid.
+    pub block_token_lifetime: Duration,
 }
 
 impl Config {
@@ -67,6 +76,9 @@ impl Config {
             raft_heartbeat: Duration::from_millis(150),
             election_timeout_min: Duration::from_millis(600),
             election_timeout_max: Duration::from_millis(1200),
+            log_format: LogFormat::Text,
+            secret_file: None,
+            block_token_lifetime: Duration::from_secs(600),
         }
     }
 
@@ -96,7 +108,42 @@ impl Config {
         if self.snapshot_every == 0 {
             bail!("--snapshot-every must be positive");
         }
+        if self.block_token_lifetime < Duration::from_secs(1) {
+            bail!("--block-token-lifetime must be at least 1s");
+        }
         Ok(())
+    }
+
+    /// The configuration as a TOML file with every key, which `--config` accepts back.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let peers = (!self.peers.is_empty()).then(|| {
+            self.peers
+                .iter()
+                .map(|(id, addr)| format!("{id}={addr}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let file = FileConfig {
+            node_id: Some(self.node_id),
+            listen: Some(self.listen),
+            advertise: self.advertise.clone(),
+            peers,
+            data_dir: Some(self.data_dir.clone()),
+            block_size: Some(ByteSize(self.block_size)),
+            replication: Some(self.replication),
+            min_replicas: Some(self.min_replicas),
+            heartbeat_interval: Some(self.heartbeat_interval),
+            datanode_dead_after: Some(self.datanode_dead_after),
+            lease_duration: Some(self.lease_duration),
+            snapshot_every: Some(self.snapshot_every),
+            raft_heartbeat: Some(self.raft_heartbeat),
+            election_timeout_min: Some(self.election_timeout_min),
+            election_timeout_max: Some(self.election_timeout_max),
+            log_format: Some(self.log_format),
+            secret_file: self.secret_file.clone(),
+            block_token_lifetime: Some(self.block_token_lifetime),
+        };
+        toml::to_string(&file).context("write the configuration as TOML")
     }
 }
 
@@ -123,6 +170,12 @@ impl FromStr for ByteSize {
         num.checked_mul(mult)
             .map(ByteSize)
             .ok_or_else(|| format!("'{s}' is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
     }
 }
 
@@ -160,7 +213,7 @@ pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<u64, String>> {
 }
 
 /// The TOML file: the flags' keys in snake_case, all optional; unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub node_id: Option<u64>,
@@ -185,6 +238,10 @@ pub struct FileConfig {
     pub election_timeout_min: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub election_timeout_max: Option<Duration>,
+    pub log_format: Option<LogFormat>,
+    pub secret_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub block_token_lifetime: Option<Duration>,
 }
 
 impl FileConfig {
@@ -252,6 +309,20 @@ pub struct Args {
     /// Raft election timeout upper bound [default: 1200ms].
     #[arg(long, env = "DFS_NAMENODE_ELECTION_TIMEOUT_MAX", value_parser = parse_duration)]
     pub election_timeout_max: Option<Duration>,
+    /// Log lines as `text` or `json` [default: text].
+    #[arg(long, env = "DFS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// File holding the cluster secret (at least 32 random bytes, e.g. hex); without one the
+    /// namenode runs unauthenticated (dev mode).
+    #[arg(long, env = "DFS_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// How long a block access token stays valid [default: 10m].
+    #[arg(long, env = "DFS_NAMENODE_BLOCK_TOKEN_LIFETIME", value_parser = parse_duration)]
+    pub block_token_lifetime: Option<Duration>,
+    /// Print the effective configuration (defaults, file, environment and flags merged) as
+    /// TOML that `--config` accepts, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 impl Args {
@@ -282,8 +353,11 @@ impl Args {
             snapshot_every,
             raft_heartbeat,
             election_timeout_min,
-            election_timeout_max
+            election_timeout_max,
+            log_format,
+            block_token_lifetime
         );
+        c.secret_file = self.secret_file.or(file.secret_file);
         c.advertise = self.advertise.or(file.advertise);
         if let Some(b) = self.block_size.or(file.block_size) {
             c.block_size = b.0;
@@ -343,6 +417,35 @@ mod tests {
 
         std::fs::write(&path, "data_dir = \"/d\"\nbogus = 1\n").expect("write config");
         let args = Args::parse_from(["dfs-namenode", "--config", path.to_str().expect("utf-8")]);
-        assert!(args.into_config().is_err());
+        let err = format!("{:#}", args.into_config().expect_err("unknown key"));
+        assert!(err.contains("bogus"), "the error names the key: {err}");
+    }
+
+    #[test]
+    fn printed_config_reads_back_as_the_same_config() {
+        let mut c = Config::new("/var/lib/dfs/nn");
+        c.node_id = 2;
+        c.peers = parse_peers("1=a:1,2=b:2,3=c:3").expect("valid");
+        c.advertise = Some("b:2".into());
+        c.block_size = 1 << 20;
+        c.lease_duration = Duration::from_millis(1500);
+        c.log_format = LogFormat::Json;
+        let text = c.to_toml().expect("serialize");
+        assert!(
+            text.contains("election_timeout_max = \"1s 200ms\""),
+            "{text}"
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nn.toml");
+        std::fs::write(&path, &text).expect("write config");
+        let args = Args::parse_from(["dfs-namenode", "--config", path.to_str().expect("utf-8")]);
+        assert_eq!(args.into_config().expect("valid"), c, "from:\n{text}");
+
+        // Defaults only: optional keys left out still read back.
+        let d = Config::new("/d");
+        std::fs::write(&path, d.to_toml().expect("serialize")).expect("write config");
+        let args = Args::parse_from(["dfs-namenode", "--config", path.to_str().expect("utf-8")]);
+        assert_eq!(args.into_config().expect("valid"), d);
     }
 }

@@ -2,6 +2,7 @@
 //! things happen on this namenode (a datanode registered, lost or back, a leader elected, a
 //! corrupt replica reported, re-replication started and finished). Soft state like the rest of
 //! the status: a restart forgets it, and each namenode records what it observed itself.
+//! Each event is also logged once, with structured fields, where it is recorded.
 
 use crate::node::Node;
 use dfs_proto::rest::Timestamp;
@@ -114,15 +115,19 @@ impl LeaderWatch {
             Some(id) => {
                 let addr = node.leader_addr().unwrap_or_default();
                 let how = if first { "leader is" } else { "new leader:" };
+                tracing::info!(leader = id, leader_addr = %addr, term, "leader elected");
                 node.events.push(
                     EventKind::LeaderElected,
                     format!("{how} namenode {id} ({addr}), term {term}"),
                 );
             }
-            None if !first => node.events.push(
-                EventKind::NoLeader,
-                format!("leader lost; election under way (term {term})"),
-            ),
+            None if !first => {
+                tracing::warn!(term, "leader lost; election under way");
+                node.events.push(
+                    EventKind::NoLeader,
+                    format!("leader lost; election under way (term {term})"),
+                );
+            }
             None => {}
         }
     }

@@ -82,16 +82,28 @@ pub async fn run(
     };
 
     let data_dir = config.data_dir.clone();
-    let (log_store, pristine, snapshots) = tokio::task::spawn_blocking(move || {
+    let secret_file = config.secret_file.clone();
+    let (log_store, pristine, snapshots, secret) = tokio::task::spawn_blocking(move || {
+        let secret = secret_file
+            .map(|path| dfs_proto::ClusterSecret::load(&path))
+            .transpose()
+            .context("load the cluster secret")?;
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("create data directory {}", data_dir.display()))?;
         let store = LogStore::open(&data_dir.join("raft.redb")).context("open raft log")?;
         let pristine = store.is_pristine().context("read raft log")?;
         let snapshots =
             SnapshotDir::open(data_dir.join("snapshots")).context("open snapshot directory")?;
-        anyhow::Ok((store, pristine, snapshots))
+        anyhow::Ok((store, pristine, snapshots, secret))
     })
     .await??;
+    if secret.is_none() {
+        tracing::warn!(
+            "no cluster secret configured (--secret-file): REST calls and block transfers are \
+             not authenticated; anyone who can reach this namenode can use and change it"
+        );
+    }
+    let security = api::auth::Security::new(secret, config.block_token_lifetime);
 
     let blocks = Arc::new(Mutex::new(BlockMap::with_policy(
         replication::ReplicationPolicy {
@@ -111,8 +123,11 @@ pub async fn run(
     };
 
     let network = NetworkFactory {
-        client: http_client(Some(local.ip()).filter(|ip| !ip.is_unspecified()))
-            .context("build HTTP client")?,
+        client: http_client(
+            Some(local.ip()).filter(|ip| !ip.is_unspecified()),
+            security.secret(),
+        )
+        .context("build HTTP client")?,
         node_id: config.node_id,
     };
     let raft = raft::Raft::new(
@@ -134,6 +149,7 @@ pub async fn run(
         blocks,
         metrics: metrics::Metrics::new(),
         events: events::Events::new(),
+        security,
         settings: Settings {
             block_size: config.block_size,
             replication: config.replication,
@@ -143,9 +159,12 @@ pub async fn run(
 
     let app = api::router(node.clone());
     let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future(),
     );
     tracing::info!(node_id = config.node_id, %advertise, ?peers, "namenode listening");
 

@@ -1,18 +1,22 @@
-//! `dfs-namenode`: parses flags, starts logging, binds the listener and runs the namenode until
-//! SIGINT or SIGTERM.
+//! `dfs-namenode`: loads the configuration, starts logging, binds the listener and runs the
+//! namenode until SIGINT or SIGTERM (a clean shutdown, exit 0). `--print-config` prints the
+//! effective configuration instead.
 
 use anyhow::Context;
 use clap::Parser;
 use dfs_namenode::config::Args;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let config = Args::parse().into_config()?;
+    let args = Args::parse();
+    let print_config = args.print_config;
+    let config = args.into_config()?;
+    if print_config {
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    dfs_proto::logging::init(config.log_format, None)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;

@@ -56,6 +56,8 @@ pub struct Node {
     pub metrics: Metrics,
     /// Recent events for the status page.
     pub events: Events,
+    /// The cluster credential requests must carry, and the block token signer.
+    pub security: crate::api::auth::Security,
 }
 
 /// The wall clock as a timestamp (the leader stamps proposals with it).
@@ -122,7 +124,12 @@ impl Node {
     /// answered.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
         let request = Request {
-            proposal: Proposal { now: now(), cmd },
+            proposal: Proposal {
+                now: now(),
+                cmd,
+                // Who asked: every namenode checks permissions against it when applying.
+                caller: crate::api::caller::current(),
+            },
             request_id: REQUEST_ID.try_with(Clone::clone).ok().flatten(),
         };
         self.proposer.propose(request).await

@@ -204,6 +204,10 @@ fn record_progress(node: &Node, summary: &PlanSummary, replicating: &mut bool) {
         .increment(summary.copies_scheduled as u64);
     if !*replicating && summary.copies_scheduled > 0 {
         *replicating = true;
+        tracing::info!(
+            under_replicated = summary.under_replicated,
+            "re-replication started"
+        );
         node.events.push(
             EventKind::ReplicationStarted,
             format!(
@@ -213,6 +217,10 @@ fn record_progress(node: &Node, summary: &PlanSummary, replicating: &mut bool) {
         );
     } else if *replicating && summary.under_replicated == 0 {
         *replicating = false;
+        tracing::info!(
+            replication = node.settings.replication,
+            "re-replication finished: every block is at its factor"
+        );
         node.events.push(
             EventKind::ReplicationFinished,
             format!(

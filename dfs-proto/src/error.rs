@@ -65,6 +65,9 @@ pub enum ErrorCode {
     /// The file is not open for this operation (a write through a read-only handle).
     #[serde(rename = "EBADF")]
     BadFd,
+    /// The request carries no valid cluster credential (HTTP 401).
+    #[serde(rename = "PERMISSION_DENIED")]
+    PermissionDenied,
 }
 
 impl ErrorCode {
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::NoData => libc::ENODATA,
             ErrorCode::Range => libc::ERANGE,
             ErrorCode::BadFd => libc::EBADF,
+            ErrorCode::PermissionDenied => libc::EACCES,
         }
     }
 
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::NoData => 404,
             ErrorCode::Exists | ErrorCode::NotEmpty | ErrorCode::Busy | ErrorCode::Stale => 409,
             ErrorCode::Perm | ErrorCode::Access => 403,
+            ErrorCode::PermissionDenied => 401,
             ErrorCode::TooBig => 413,
             ErrorCode::NotLeader => 421,
             ErrorCode::Unavailable | ErrorCode::NoSpace => 503,
@@ -145,6 +150,7 @@ impl ErrorCode {
             ErrorCode::NoData => "ENODATA",
             ErrorCode::Range => "ERANGE",
             ErrorCode::BadFd => "EBADF",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
         }
     }
 }

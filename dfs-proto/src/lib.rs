@@ -5,12 +5,22 @@
 //! - [`rest`]: every namenode REST endpoint as a typed [`rest::Endpoint`] (method, path, request
 //!   and response), used by the namenode to route and by the client to call.
 //! - [`ids`], [`name`], [`error`], [`checksum`]: the domain types both sides agree on.
+//! - [`secret`], [`token`]: the cluster secret, the REST credential and block access tokens
+//!   derived from it.
+//! - [`log_format`]: the `text`/`json` choice every daemon's configuration shares; with the
+//!   `logging` feature, `logging::init` starts the logs of a daemon or the mount.
 
 pub mod checksum;
 pub mod error;
+pub mod identity;
 pub mod ids;
+pub mod log_format;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod name;
 pub mod rest;
+pub mod secret;
+pub mod token;
 
 /// Generated gRPC code for the datanode block service.
 pub mod grpc {
@@ -19,8 +29,11 @@ pub mod grpc {
 }
 
 pub use error::{ApiError, ErrorCode};
+pub use identity::Identity;
 pub use ids::{BlockId, ClientId, DatanodeId, Generation, InodeId, NamenodeId};
+pub use log_format::LogFormat;
 pub use name::{DfsPath, Name, NameError};
+pub use secret::ClusterSecret;
 
 /// Largest gRPC message either side accepts: a data chunk of up to 1 MiB plus its checksums
 /// and framing, with room to spare.

@@ -45,6 +45,9 @@ endpoints! {
     ClusterInfo: Get "/v1/cluster", Empty => ClusterInfoResponse;
     /// Attributes of an inode.
     GetAttr: Get "/v1/getattr", InodeRequest => Attr;
+    /// `access(2)`: answers the inode's attributes if the caller may access it as `mask` asks
+    /// (`R_OK` 4, `W_OK` 2, `X_OK` 1; 0 only checks existence), `EACCES` otherwise.
+    Access: Get "/v1/access", AccessRequest => Attr;
     /// Looks a name up in a directory.
     Lookup: Get "/v1/lookup", LookupRequest => Attr;
     /// Resolves an absolute path (symlinks are not followed).
@@ -145,6 +148,13 @@ pub struct Attr {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InodeRequest {
     pub ino: InodeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub ino: InodeId,
+    /// `R_OK | W_OK | X_OK` bits (4, 2, 1).
+    pub mask: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +365,10 @@ pub struct LocatedBlock {
     pub index: u64,
     pub block: BlockInfo,
     pub locations: Vec<DatanodeAddr>,
+    /// Block access token for this replica: a read grant in block locations, a write grant in
+    /// an allocation. `None` from a namenode without a cluster secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,6 +480,9 @@ pub enum DatanodeCommand {
     Replicate {
         block: BlockInfo,
         targets: Vec<DatanodeAddr>,
+        /// Write token for the copy (the targets check it). `None` without a cluster secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
 }
 

@@ -60,7 +60,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn new(name: String, program: PathBuf, args: Vec<String>, log: PathBuf) -> Daemon {
+    pub fn new(name: String, program: PathBuf, args: Vec<String>, log: PathBuf) -> Daemon {
         Daemon {
             name,
             program,
@@ -108,25 +108,31 @@ impl Daemon {
 
     /// SIGTERM and wait for a clean exit (up to 30 s, then SIGKILL).
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the pid of a child we own; no memory is involved.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if child.try_wait()?.is_some() {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    child.kill()?;
-                    child.wait()?;
-                    bail!("{} did not stop within 30 s of SIGTERM", self.name);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        self.terminate().map(drop)
+    }
+
+    /// SIGTERM and wait for the exit (up to 30 s, then SIGKILL and an error); the exit status,
+    /// or `None` if the daemon was not running.
+    pub fn terminate(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        // SAFETY: kill(2) on the pid of a child we own; no memory is involved.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        Ok(())
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!("{} did not stop within 30 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -202,6 +208,9 @@ pub struct Cluster {
     pub datanodes: Vec<Datanode>,
     /// Holds everything: daemon data, logs, scratch files for tests.
     pub root: tempfile::TempDir,
+    /// The cluster secret file every daemon, client and mount of this cluster is given.
+    pub secret_file: PathBuf,
+    /// Carries the cluster credential.
     http: reqwest::Client,
 }
 
@@ -209,6 +218,11 @@ impl Cluster {
     /// Starts the cluster and waits until a leader answers and every datanode is live.
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
         let root = tempfile::Builder::new().prefix("dfs-it-").tempdir()?;
+        // Every test cluster runs with authentication on, as a deployment should.
+        let secret_file = root.path().join("secret");
+        std::fs::write(&secret_file, dfs_proto::ClusterSecret::generate_file_text())
+            .context("write the cluster secret")?;
+        let secret = dfs_proto::ClusterSecret::load(&secret_file)?;
         let nn_ports: Vec<u16> = (0..config.namenodes)
             .map(|_| free_port())
             .collect::<Result<_>>()?;
@@ -244,6 +258,8 @@ impl Cluster {
                 format!("{}ms", config.dead_after.as_millis()),
                 "--lease-duration".into(),
                 format!("{}ms", config.lease.as_millis()),
+                "--secret-file".into(),
+                secret_file.display().to_string(),
             ];
             let daemon = Daemon::new(
                 format!("namenode {id}"),
@@ -278,6 +294,8 @@ impl Cluster {
                 format!("{}ms", config.heartbeat.as_millis()),
                 "--reserved".into(),
                 "0".into(),
+                "--secret-file".into(),
+                secret_file.display().to_string(),
             ];
             let daemon = Daemon::new(
                 format!("datanode {}", i + 1),
@@ -293,7 +311,13 @@ impl Cluster {
             });
         }
 
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::try_from(secret.authorization())?,
+        );
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .build()?;
@@ -302,6 +326,7 @@ impl Cluster {
             namenodes,
             datanodes,
             root,
+            secret_file,
             http,
         };
         for nn in &mut cluster.namenodes {
@@ -325,9 +350,38 @@ impl Cluster {
 
     /// A client library handle for this cluster.
     pub fn client(&self) -> Result<dfs_client::Client> {
-        let config =
+        let mut config =
             dfs_client::ClientConfig::new(self.namenodes.iter().map(|n| n.addr.clone()).collect());
+        config.secret_file = Some(self.secret_file.clone());
         Ok(dfs_client::Client::new(config)?)
+    }
+
+    /// The cluster secret.
+    pub fn secret(&self) -> Result<dfs_proto::ClusterSecret> {
+        Ok(dfs_proto::ClusterSecret::load(&self.secret_file)?)
+    }
+
+    /// An HTTP client whose requests carry the cluster credential (for tests of the REST
+    /// surface that go around the client library).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A block access token for `ops` on a replica, valid for ten minutes (for tests that talk
+    /// gRPC to datanodes directly).
+    pub fn block_token(
+        &self,
+        block_id: u64,
+        generation: u64,
+        ops: &[dfs_proto::token::BlockOp],
+    ) -> Result<String> {
+        let expires = std::time::SystemTime::now() + Duration::from_secs(600);
+        Ok(self.secret()?.block_token_key().sign(
+            dfs_proto::BlockId(block_id),
+            dfs_proto::Generation(generation),
+            ops,
+            expires,
+        ))
     }
 
     /// Calls one REST endpoint of one namenode directly, returning the HTTP status and the body
@@ -418,6 +472,7 @@ impl Cluster {
         let out = Command::new(bin("dfs")?)
             .arg("--namenodes")
             .arg(self.namenodes_arg())
+            .env("DFS_SECRET_FILE", &self.secret_file)
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -44,6 +44,7 @@ impl Mount {
         let child = Command::new(bin("dfs-fuse")?)
             .arg("--namenodes")
             .arg(cluster.namenodes_arg())
+            .env("DFS_SECRET_FILE", &cluster.secret_file)
             .args(extra_args)
             .arg(&dir)
             .env(

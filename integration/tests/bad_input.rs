@@ -10,6 +10,7 @@ use dfs_proto::grpc::{
     write_block_request::Msg,
 };
 use dfs_proto::rest::{self, Endpoint, FileKind};
+use dfs_proto::token::BlockOp;
 use dfs_proto::{InodeId, checksum};
 use integration::{Cluster, ClusterConfig};
 
@@ -134,7 +135,7 @@ async fn namenode_refuses_bad_requests_and_stays_up() -> Result<()> {
     assert_eq!(code(&body), "EINVAL", "{body}");
 
     // Malformed and oversized JSON get a JSON error, not a plain-text one.
-    let http = reqwest::Client::new();
+    let http = cluster.http();
     let url = format!("http://{}{}", cluster.namenodes[0].addr, rest::Mkdir::PATH);
     let resp = http
         .post(&url)
@@ -180,8 +181,9 @@ async fn namenode_refuses_bad_requests_and_stays_up() -> Result<()> {
     Ok(())
 }
 
-fn header(block_id: u64, generation: u64) -> WriteBlockRequest {
-    WriteBlockRequest {
+fn header(cluster: &Cluster, block_id: u64, generation: u64) -> Result<WriteBlockRequest> {
+    let token = cluster.block_token(block_id, generation, &[BlockOp::Write])?;
+    Ok(WriteBlockRequest {
         msg: Some(Msg::Header(WriteBlockHeader {
             block: Some(BlockRef {
                 block_id,
@@ -189,8 +191,9 @@ fn header(block_id: u64, generation: u64) -> WriteBlockRequest {
             }),
             downstream: vec![],
             expected_length: 0,
+            access_token: token,
         })),
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +215,7 @@ async fn datanode_refuses_bad_blocks_and_stays_up() -> Result<()> {
     let mut crcs = checksum::checksums(&data);
     crcs[1] ^= 1;
     let msgs = vec![
-        header(900_001, 1),
+        header(&cluster, 900_001, 1)?,
         WriteBlockRequest {
             msg: Some(Msg::Chunk(DataChunk {
                 offset: 0,
@@ -244,7 +247,7 @@ async fn datanode_refuses_bad_blocks_and_stays_up() -> Result<()> {
 
     // A good block is stored; then reading an unknown id or a stale generation is NOT_FOUND.
     let msgs = vec![
-        header(900_002, 5),
+        header(&cluster, 900_002, 5)?,
         WriteBlockRequest {
             msg: Some(Msg::Chunk(DataChunk {
                 offset: 0,
@@ -262,6 +265,7 @@ async fn datanode_refuses_bad_blocks_and_stays_up() -> Result<()> {
             }),
             offset: 0,
             length: 0,
+            access_token: cluster.block_token(id, generation, &[BlockOp::Read])?,
         };
         let result = match dn.read_block(req).await {
             Ok(resp) => resp.into_inner().message().await.map(|_| ()),

@@ -45,13 +45,16 @@ async fn ha_cluster() -> Result<Cluster> {
 }
 
 /// A namenode's HA status, if it answers.
-async fn status_of(addr: &str) -> Option<HaStatusResponse> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
+async fn status_of(cluster: &Cluster, addr: &str) -> Option<HaStatusResponse> {
+    status_with(cluster.http(), addr).await
+}
+
+/// [`status_of`] with a given HTTP client (the partition tests' namenodes run without a
+/// secret).
+async fn status_with(http: &reqwest::Client, addr: &str) -> Option<HaStatusResponse> {
     let resp = http
         .get(format!("http://{addr}{}", rest::HaStatus::PATH))
+        .timeout(Duration::from_secs(5))
         .send()
         .await
         .ok()?;
@@ -75,7 +78,7 @@ async fn wait_new_leader(cluster: &Cluster, not: Option<usize>) -> Result<usize>
 async fn wait_applied(cluster: &Cluster, i: usize, index: u64) -> Result<HaStatusResponse> {
     let addr = cluster.namenodes[i].addr.clone();
     poll_until(ELECTION, || async {
-        let s = status_of(&addr).await?;
+        let s = status_of(cluster, &addr).await?;
         (s.applied_index.unwrap_or(0) >= index).then_some(s)
     })
     .await
@@ -186,7 +189,7 @@ async fn leader_killed_while_the_mount_writes() -> Result<()> {
     // The killed namenode rejoins as a follower and catches up.
     cluster.namenodes[old].daemon.start()?;
     let leader = cluster.leader().await?;
-    let target = status_of(&cluster.namenodes[leader].addr)
+    let target = status_of(&cluster, &cluster.namenodes[leader].addr)
         .await
         .and_then(|s| s.commit_index)
         .context("leader status")?;
@@ -212,7 +215,7 @@ async fn follower_killed_then_caught_up_from_a_snapshot() -> Result<()> {
         client.current_namenode() == cluster.namenodes[leader].addr,
         "the client moved away from a live leader"
     );
-    let leader_status = status_of(&cluster.namenodes[leader].addr)
+    let leader_status = status_of(&cluster, &cluster.namenodes[leader].addr)
         .await
         .context("leader status")?;
     let snapshot = leader_status.snapshot_index.unwrap_or(0);
@@ -302,7 +305,7 @@ async fn leader_killed_and_restarted_five_times_under_load() -> Result<()> {
 
     // Every namenode ends with the same applied state.
     let leader = cluster.leader().await?;
-    let commit = status_of(&cluster.namenodes[leader].addr)
+    let commit = status_of(&cluster, &cluster.namenodes[leader].addr)
         .await
         .and_then(|s| s.commit_index)
         .context("leader status")?;

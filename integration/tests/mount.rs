@@ -294,6 +294,7 @@ async fn daemon_mode_and_user_xattrs() -> Result<()> {
     // --daemon returns 0 only once the mount is live.
     let status = Command::new(&fuse)
         .args(["--daemon", "--namenodes", &cluster.namenodes_arg()])
+        .env("DFS_SECRET_FILE", &cluster.secret_file)
         .arg(&dir)
         .status()?;
     assert!(status.success());

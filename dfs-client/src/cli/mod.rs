@@ -32,6 +32,9 @@ pub struct Cli {
         value_name = "HOST:PORT,..."
     )]
     pub namenodes: Option<String>,
+    /// The cluster secret file (default: DFS_SECRET_FILE, or `secret_file` in client.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub secret_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -132,7 +135,12 @@ pub enum AdminCommand {
 /// Runs one command; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let config = match ClientConfig::discover(cli.namenodes.as_deref()) {
-        Ok(config) => config,
+        Ok(mut config) => {
+            if let Some(path) = cli.secret_file.clone() {
+                config.secret_file = Some(path);
+            }
+            config
+        }
         Err(e) => {
             eprintln!("dfs: {e}");
             return 1;

@@ -451,6 +451,7 @@ async fn allocate(State(s): St, Json(req): Json<AllocateBlockRequest>) -> Respon
             len: 0,
         },
         locations,
+        token: None,
     })
 }
 
@@ -486,6 +487,7 @@ async fn blocks(State(s): St, Query(req): Query<GetBlocksRequest>) -> Response {
             index: i as u64,
             block: *b,
             locations: s.datanodes.clone(),
+            token: None,
         })
         .collect();
     ok(FileBlocks {

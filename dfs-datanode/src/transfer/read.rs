@@ -9,6 +9,7 @@ use crate::Node;
 use crate::block_store::Replica;
 use dfs_proto::checksum::CHECKSUM_CHUNK;
 use dfs_proto::grpc::{ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::token::BlockOp;
 use dfs_proto::{BlockId, Generation, TRANSFER_CHUNK};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,8 @@ pub(super) async fn read_block(
     let block = request
         .block
         .ok_or_else(|| Status::invalid_argument("the ReadBlock request names no block"))?;
+    node.tokens
+        .check(&request.access_token, &block, BlockOp::Read)?;
     let replica = Replica {
         id: BlockId(block.block_id),
         generation: Generation(block.generation),

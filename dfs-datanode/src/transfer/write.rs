@@ -16,6 +16,7 @@ use dfs_proto::grpc::{
     BlockRef, DataChunk, WriteBlockHeader, WriteBlockRequest, WriteBlockResponse,
 };
 use dfs_proto::rest::BlockInfo;
+use dfs_proto::token::BlockOp;
 use dfs_proto::{BlockId, Generation, checksum};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -55,6 +56,8 @@ pub(super) async fn write_block(
     if replica.id.0 == 0 {
         return Err(Status::invalid_argument("block id 0 stands for a hole"));
     }
+    node.tokens
+        .check(&header.access_token, &block, BlockOp::Write)?;
     tracing::debug!(%replica, downstream = ?header.downstream, "write started");
 
     let store = Arc::clone(&node.store);
@@ -62,7 +65,10 @@ pub(super) async fn write_block(
     let writer = blocking(move || store.create(replica, expected)).await?;
     let local = LocalWrite::start(writer);
     let mut downstream = match header.downstream.split_first() {
-        Some((next, rest)) => Some(Downstream::start(node, next, rest, block, expected).await?),
+        Some((next, rest)) => {
+            let token = header.access_token.clone();
+            Some(Downstream::start(node, next, rest, block, expected, token).await?)
+        }
         None => None,
     };
 
@@ -257,6 +263,7 @@ impl Downstream {
         rest: &[String],
         block: BlockRef,
         expected_length: u64,
+        access_token: String,
     ) -> Result<Downstream, Status> {
         let mut client = node.peers.client(next)?;
         let (tx, stream) = outbound(STAGE_DEPTH);
@@ -276,6 +283,7 @@ impl Downstream {
                 block: Some(block),
                 downstream: rest.to_vec(),
                 expected_length,
+                access_token,
             }))
             .await;
         Ok(downstream)

@@ -148,6 +148,8 @@ pub fn header(id: u64, generation: u64, downstream: &[&str], len: u64) -> WriteB
             }),
             downstream: downstream.iter().map(|s| s.to_string()).collect(),
             expected_length: len,
+            // These datanodes run without a cluster secret: no token is checked.
+            access_token: String::new(),
         })),
     }
 }
@@ -202,6 +204,7 @@ pub async fn read(
             }),
             offset,
             length,
+            access_token: String::new(),
         })
         .await?
         .into_inner();

@@ -4,8 +4,8 @@ use super::{Caller, DfsFs, utf8};
 use crate::error::{FsError, Result};
 use dfs_proto::InodeId;
 use dfs_proto::rest::{
-    Attr, FileKind, GetAttr, InodeRequest, Lookup, LookupRequest, SetAttrRequest, SetTime, StatFs,
-    StatFsResponse,
+    Access, AccessRequest, Attr, GetAttr, InodeRequest, Lookup, LookupRequest, SetAttrRequest,
+    SetTime, StatFs, StatFsResponse,
 };
 use std::ffi::OsStr;
 
@@ -76,11 +76,15 @@ impl DfsFs {
     /// chmod, chown, utimens and truncate. A truncate of a file this mount has open goes
     /// through its `OpenFile` (and is committed with its other writes); otherwise straight to
     /// the namenode.
-    pub async fn setattr(&self, ino: InodeId, change: SetAttr) -> Result<Attr> {
+    pub async fn setattr(&self, ino: InodeId, change: SetAttr, caller: Caller) -> Result<Attr> {
         self.ensure_writable_mount()?;
         let mut size = change.size;
         let open = self.handles.open_file(ino);
         if let (Some(len), Some(file)) = (size, &open) {
+            // The mount's shared open file truncates without asking the namenode: check first.
+            if !caller.is_root() {
+                self.check_access(ino, libc::W_OK, caller.clone()).await?;
+            }
             if !file.is_writable() {
                 file.make_writable().await?;
             }
@@ -122,96 +126,35 @@ impl DfsFs {
         Ok(FsStats::from_namenode(&s))
     }
 
-    /// `access(2)`: `mask` is `F_OK` or a combination of `R_OK`, `W_OK`, `X_OK`.
+    /// `access(2)`: `mask` is `F_OK` or a combination of `R_OK`, `W_OK`, `X_OK`. The namenode
+    /// decides, with the caller's groups, as it does for every other operation.
     pub async fn access(&self, ino: InodeId, mask: i32, caller: Caller) -> Result<()> {
-        let attr = self.getattr(ino).await?;
         if mask & libc::W_OK != 0 && self.config.read_only {
             return Err(FsError::ReadOnly);
         }
-        if permits(&attr, mask, caller) {
-            Ok(())
-        } else {
-            Err(FsError::Access)
-        }
+        self.check_access(ino, mask, caller).await.map(|_| ())
     }
-}
 
-/// Whether the permission bits of `attr` allow `caller` the accesses in `mask`, as the kernel's
-/// `generic_permission` decides (without supplementary groups).
-fn permits(attr: &Attr, mask: i32, caller: Caller) -> bool {
-    let want = (mask & (libc::R_OK | libc::W_OK | libc::X_OK)) as u32;
-    if caller.uid == 0 {
-        // Root reads and writes anything; executes only what someone may execute.
-        let exec_ok = attr.kind == FileKind::Dir || attr.perm & 0o111 != 0;
-        return want & libc::X_OK as u32 == 0 || exec_ok;
+    /// Asks the namenode whether `caller` may access `ino` as `mask` (`R_OK | W_OK | X_OK`)
+    /// says; answers fresh attributes.
+    pub(super) async fn check_access(
+        &self,
+        ino: InodeId,
+        mask: i32,
+        caller: Caller,
+    ) -> Result<Attr> {
+        let req = AccessRequest {
+            ino,
+            mask: (mask & (libc::R_OK | libc::W_OK | libc::X_OK)) as u32,
+        };
+        let attr = dfs_client::as_caller(caller, self.client.call::<Access>(&req)).await?;
+        Ok(self.overlay(attr))
     }
-    let bits = if caller.uid == attr.uid {
-        (attr.perm >> 6) & 7
-    } else if caller.gid == attr.gid {
-        (attr.perm >> 3) & 7
-    } else {
-        attr.perm & 7
-    };
-    bits & want == want
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_proto::rest::Timestamp;
-
-    fn attr(kind: FileKind, perm: u32, uid: u32, gid: u32) -> Attr {
-        Attr {
-            ino: InodeId(5),
-            kind,
-            perm,
-            nlink: 1,
-            uid,
-            gid,
-            size: 0,
-            block_size: 0,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            data_version: 0,
-        }
-    }
-
-    #[test]
-    fn access_follows_owner_group_other_bits() {
-        let a = attr(FileKind::File, 0o640, 1000, 100);
-        let owner = Caller { uid: 1000, gid: 1 };
-        let group = Caller { uid: 7, gid: 100 };
-        let other = Caller { uid: 7, gid: 7 };
-        assert!(permits(&a, libc::R_OK | libc::W_OK, owner));
-        assert!(!permits(&a, libc::X_OK, owner));
-        assert!(permits(&a, libc::R_OK, group));
-        assert!(!permits(&a, libc::W_OK, group));
-        assert!(!permits(&a, libc::R_OK, other));
-        assert!(permits(&a, libc::F_OK, other));
-    }
-
-    #[test]
-    fn root_needs_some_execute_bit() {
-        let root = Caller { uid: 0, gid: 0 };
-        assert!(permits(
-            &attr(FileKind::File, 0o000, 5, 5),
-            libc::R_OK | libc::W_OK,
-            root
-        ));
-        assert!(!permits(
-            &attr(FileKind::File, 0o644, 5, 5),
-            libc::X_OK,
-            root
-        ));
-        assert!(permits(
-            &attr(FileKind::File, 0o744, 5, 5),
-            libc::X_OK,
-            root
-        ));
-        assert!(permits(&attr(FileKind::Dir, 0o000, 5, 5), libc::X_OK, root));
-    }
-
     #[test]
     fn statfs_reports_raw_capacity_in_fragments() {
         let s = FsStats::from_namenode(&StatFsResponse {

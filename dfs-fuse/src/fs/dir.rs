@@ -12,8 +12,8 @@ use super::{Caller, DfsFs, utf8};
 use crate::error::{FsError, Result};
 use dfs_proto::InodeId;
 use dfs_proto::rest::{
-    Attr, DirEntry, EntryRequest, GetAttr, InodeRequest, Link, LinkRequest, Lookup, LookupRequest,
-    Mkdir, MkdirRequest, ReadDir, ReadDirRequest, ReadLink, Rename, RenameRequest, Rmdir, Symlink,
+    Attr, DirEntry, EntryRequest, InodeRequest, Link, LinkRequest, Lookup, LookupRequest, Mkdir,
+    MkdirRequest, ReadDir, ReadDirRequest, ReadLink, Rename, RenameRequest, Rmdir, Symlink,
     SymlinkRequest, Unlink,
 };
 use std::ffi::OsStr;
@@ -202,8 +202,13 @@ impl DfsFs {
         Ok(self.overlay(attr))
     }
 
+    /// Opens a directory for listing: the caller needs read permission on it (`EACCES`).
     pub async fn opendir(&self, ino: InodeId) -> Result<u64> {
-        let attr = self.client.call::<GetAttr>(&InodeRequest { ino }).await?;
+        let req = dfs_proto::rest::AccessRequest {
+            ino,
+            mask: libc::R_OK as u32,
+        };
+        let attr = self.client.call::<dfs_proto::rest::Access>(&req).await?;
         if attr.kind != dfs_proto::rest::FileKind::Dir {
             return Err(
                 dfs_client::Error::api(dfs_proto::ErrorCode::NotDir, "not a directory").into(),

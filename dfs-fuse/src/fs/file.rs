@@ -17,6 +17,8 @@ use std::sync::Arc;
 /// How a file is opened, from the `open(2)` flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpenFlags {
+    /// `O_RDONLY` or `O_RDWR`.
+    pub read: bool,
     pub write: bool,
     pub truncate: bool,
     pub append: bool,
@@ -27,6 +29,7 @@ pub struct OpenFlags {
 impl OpenFlags {
     pub fn from_raw(flags: i32) -> OpenFlags {
         OpenFlags {
+            read: flags & libc::O_ACCMODE != libc::O_WRONLY,
             write: flags & libc::O_ACCMODE != libc::O_RDONLY,
             truncate: flags & libc::O_TRUNC != 0,
             append: flags & libc::O_APPEND != 0,
@@ -45,10 +48,24 @@ pub struct Opened {
 }
 
 impl DfsFs {
-    /// Opens file `ino`, sharing the mount's `OpenFile` of it if there is one.
-    pub async fn open(&self, ino: InodeId, flags: OpenFlags) -> Result<Opened> {
+    /// Opens file `ino` for `caller`, sharing the mount's `OpenFile` of it if there is one.
+    ///
+    /// The namenode checks the caller's read/write permission first (root reads and writes
+    /// anything, so its opens skip the round trip); the open file itself then works as the mount
+    /// (its lease, reads and commits are shared by every handle of this mount).
+    pub async fn open(&self, ino: InodeId, flags: OpenFlags, caller: Caller) -> Result<Opened> {
         if flags.write || flags.truncate {
             self.ensure_writable_mount()?;
+        }
+        if !caller.is_root() {
+            let mut mask = 0;
+            if flags.read {
+                mask |= libc::R_OK;
+            }
+            if flags.write || flags.truncate {
+                mask |= libc::W_OK;
+            }
+            self.check_access(ino, mask, caller).await?;
         }
         let slot = self.handles.slot(ino);
         let result = self.open_in_slot(ino, flags, &slot).await;
@@ -121,9 +138,11 @@ impl DfsFs {
             gid: caller.gid,
             lease: flags.write.then(|| self.client.client_id().clone()),
         };
-        match self.client.call::<Create>(&req).await {
+        let created = dfs_client::as_caller(caller.clone(), self.client.call::<Create>(&req));
+        match created.await {
             Ok(attr) => {
-                // A new file: nothing of it is cached, and O_TRUNC has nothing to do.
+                // A new file: nothing of it is cached, and O_TRUNC has nothing to do. Its creator
+                // may use it as opened whatever its mode (as open(2) with O_CREAT): no check.
                 let opened = self
                     .open(
                         attr.ino,
@@ -131,6 +150,7 @@ impl DfsFs {
                             truncate: false,
                             ..flags
                         },
+                        Caller::root(),
                     )
                     .await?;
                 Ok(Opened {
@@ -140,11 +160,11 @@ impl DfsFs {
             }
             // Another client created it since the kernel's lookup: open it as open(2) would.
             Err(e) if e.code() == Some(ErrorCode::Exists) && !flags.exclusive => {
-                let attr = self.lookup(parent, name).await?;
+                let attr = dfs_client::as_caller(caller.clone(), self.lookup(parent, name)).await?;
                 if attr.kind == FileKind::Dir {
                     return Err(dfs_client::Error::api(ErrorCode::IsDir, "is a directory").into());
                 }
-                self.open(attr.ino, flags).await
+                self.open(attr.ino, flags, caller).await
             }
             Err(e) => Err(e.into()),
         }

@@ -26,12 +26,9 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Who makes a call (owner of what it creates, subject of `access`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-}
+/// Who makes a call: the owner of what it creates, and whose permissions the namenode checks
+/// (the FUSE request's uid and gid and the requesting process's supplementary groups).
+pub type Caller = dfs_proto::Identity;
 
 /// Settings of one mount.
 #[derive(Debug, Clone, Default)]

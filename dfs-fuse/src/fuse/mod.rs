@@ -6,6 +6,7 @@
 //! when it is exhausted the request loop waits, which pushes back on the kernel.
 
 mod convert;
+mod identity;
 
 use crate::error::FsError;
 use crate::fs::{Caller, DfsFs, OpenFlags, RenameMode, SetAttr, XattrReply};
@@ -42,17 +43,12 @@ pub struct FuseAdapter {
     in_flight: Arc<Semaphore>,
     /// Per-operation counts and latencies, when the mount serves metrics.
     metrics: Option<Arc<FuseMetrics>>,
+    /// Supplementary groups of requesting processes.
+    callers: identity::Callers,
 }
 
 fn ino(n: INodeNo) -> InodeId {
     InodeId(n.0)
-}
-
-fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
-    }
 }
 
 /// Logs a failed operation where it is handled: expected errnos at debug, the rest as warnings.
@@ -73,7 +69,23 @@ impl FuseAdapter {
             runtime,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             metrics,
+            callers: identity::Callers::default(),
         }
+    }
+
+    /// Who sent `req`: its uid and gid and its process's supplementary groups.
+    fn caller(&self, req: &Request) -> Caller {
+        self.callers.of(req.uid(), req.gid(), req.pid())
+    }
+
+    /// [`FuseAdapter::spawn`] for a namespace operation: every namenode call it makes carries
+    /// the identity of `req`'s sender, whose permissions the namenode checks.
+    fn spawn_as<F>(&self, name: &'static str, req: &Request, op: impl FnOnce(Arc<DfsFs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let who = self.caller(req);
+        self.spawn(name, |fs| dfs_client::as_caller(who, op(fs)));
     }
 
     /// Runs operation `name` (`op`) on the runtime with a permit; waits for one here (in the
@@ -164,15 +176,15 @@ impl Filesystem for FuseAdapter {
         tracing::info!("file system unmounted");
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
-        self.spawn("lookup", |fs| async move {
+        self.spawn_as("lookup", req, |fs| async move {
             reply_entry(reply, "lookup", fs.lookup(ino(parent), &name).await);
         });
     }
 
-    fn getattr(&self, _req: &Request, n: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.spawn("getattr", |fs| async move {
+    fn getattr(&self, req: &Request, n: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn_as("getattr", req, |fs| async move {
             match fs.getattr(ino(n)).await {
                 Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
                 Err(e) => reply.error(fail("getattr", &e)),
@@ -182,7 +194,7 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         n: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -206,16 +218,17 @@ impl Filesystem for FuseAdapter {
             atime: atime.map(set_time),
             mtime: mtime.map(set_time),
         };
-        self.spawn("setattr", |fs| async move {
-            match fs.setattr(ino(n), change).await {
+        let who = self.caller(req);
+        self.spawn_as("setattr", req, |fs| async move {
+            match fs.setattr(ino(n), change, who).await {
                 Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
                 Err(e) => reply.error(fail("setattr", &e)),
             }
         });
     }
 
-    fn readlink(&self, _req: &Request, n: INodeNo, reply: ReplyData) {
-        self.spawn("readlink", |fs| async move {
+    fn readlink(&self, req: &Request, n: INodeNo, reply: ReplyData) {
+        self.spawn_as("readlink", req, |fs| async move {
             match fs.readlink(ino(n)).await {
                 Ok(target) => reply.data(target.as_bytes()),
                 Err(e) => reply.error(fail("readlink", &e)),
@@ -233,10 +246,10 @@ impl Filesystem for FuseAdapter {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let (name, who) = (name.to_owned(), caller(req));
+        let (name, who) = (name.to_owned(), self.caller(req));
         // Keep the type bits; apply the umask to the permission bits only.
         let mode = mode & !(umask & 0o7777);
-        self.spawn("mknod", |fs| async move {
+        self.spawn_as("mknod", req, |fs| async move {
             reply_entry(
                 reply,
                 "mknod",
@@ -254,9 +267,9 @@ impl Filesystem for FuseAdapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let (name, who) = (name.to_owned(), caller(req));
+        let (name, who) = (name.to_owned(), self.caller(req));
         let mode = mode & !umask;
-        self.spawn("mkdir", |fs| async move {
+        self.spawn_as("mkdir", req, |fs| async move {
             reply_entry(
                 reply,
                 "mkdir",
@@ -265,16 +278,16 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn("unlink", |fs| async move {
+        self.spawn_as("unlink", req, |fs| async move {
             reply_empty(reply, "unlink", fs.unlink(ino(parent), &name).await);
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn("rmdir", |fs| async move {
+        self.spawn_as("rmdir", req, |fs| async move {
             reply_empty(reply, "rmdir", fs.rmdir(ino(parent), &name).await);
         });
     }
@@ -287,8 +300,8 @@ impl Filesystem for FuseAdapter {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let (name, target, who) = (link_name.to_owned(), target.to_owned(), caller(req));
-        self.spawn("symlink", |fs| async move {
+        let (name, target, who) = (link_name.to_owned(), target.to_owned(), self.caller(req));
+        self.spawn_as("symlink", req, |fs| async move {
             let result = fs.symlink(ino(parent), &name, &target, who).await;
             reply_entry(reply, "symlink", result);
         });
@@ -296,7 +309,7 @@ impl Filesystem for FuseAdapter {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -306,7 +319,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let (name, newname) = (name.to_owned(), newname.to_owned());
         let mode = RenameMode::from_bits(flags.bits());
-        self.spawn("rename", |fs| async move {
+        self.spawn_as("rename", req, |fs| async move {
             let result = match mode {
                 Ok(mode) => {
                     fs.rename(ino(parent), &name, ino(newparent), &newname, mode)
@@ -320,14 +333,14 @@ impl Filesystem for FuseAdapter {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         n: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
         let newname = newname.to_owned();
-        self.spawn("link", |fs| async move {
+        self.spawn_as("link", req, |fs| async move {
             reply_entry(
                 reply,
                 "link",
@@ -336,10 +349,13 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn open(&self, _req: &Request, n: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, n: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
         let flags = OpenFlags::from_raw(flags.0);
+        // Not `spawn_as`: open checks the caller's access itself, then the open file works as
+        // the mount (it is shared by every handle of this mount).
+        let who = self.caller(req);
         self.spawn("open", |fs| async move {
-            match fs.open(ino(n), flags).await {
+            match fs.open(ino(n), flags, who).await {
                 Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache)),
                 Err(e) => reply.error(fail("open", &e)),
             }
@@ -427,8 +443,8 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn opendir(&self, _req: &Request, n: INodeNo, _flags: fuser::OpenFlags, reply: ReplyOpen) {
-        self.spawn("opendir", |fs| async move {
+    fn opendir(&self, req: &Request, n: INodeNo, _flags: fuser::OpenFlags, reply: ReplyOpen) {
+        self.spawn_as("opendir", req, |fs| async move {
             match fs.opendir(ino(n)).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(fail("opendir", &e)),
@@ -438,13 +454,13 @@ impl Filesystem for FuseAdapter {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.spawn("readdir", |fs| async move {
+        self.spawn_as("readdir", req, |fs| async move {
             match fs.readdir(fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries {
@@ -462,13 +478,13 @@ impl Filesystem for FuseAdapter {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.spawn("readdirplus", |fs| async move {
+        self.spawn_as("readdirplus", req, |fs| async move {
             match fs.readdir(fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries {
@@ -528,7 +544,7 @@ impl Filesystem for FuseAdapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         n: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -537,7 +553,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), value.to_vec());
-        self.spawn("setxattr", |fs| async move {
+        self.spawn_as("setxattr", req, |fs| async move {
             reply_empty(
                 reply,
                 "setxattr",
@@ -546,30 +562,30 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn getxattr(&self, _req: &Request, n: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, n: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
-        self.spawn("getxattr", |fs| async move {
+        self.spawn_as("getxattr", req, |fs| async move {
             reply_xattr(reply, "getxattr", fs.getxattr(ino(n), &name, size).await);
         });
     }
 
-    fn listxattr(&self, _req: &Request, n: INodeNo, size: u32, reply: ReplyXattr) {
-        self.spawn("listxattr", |fs| async move {
+    fn listxattr(&self, req: &Request, n: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn_as("listxattr", req, |fs| async move {
             reply_xattr(reply, "listxattr", fs.listxattr(ino(n), size).await);
         });
     }
 
-    fn removexattr(&self, _req: &Request, n: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, n: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn("removexattr", |fs| async move {
+        self.spawn_as("removexattr", req, |fs| async move {
             reply_empty(reply, "removexattr", fs.removexattr(ino(n), &name).await);
         });
     }
 
     fn access(&self, req: &Request, n: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let who = caller(req);
+        let who = self.caller(req);
         let mask = mask.bits();
-        self.spawn("access", |fs| async move {
+        self.spawn_as("access", req, |fs| async move {
             reply_empty(reply, "access", fs.access(ino(n), mask, who).await);
         });
     }
@@ -584,7 +600,7 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let (name, who) = (name.to_owned(), caller(req));
+        let (name, who) = (name.to_owned(), self.caller(req));
         let mode = mode & !umask;
         let flags = OpenFlags::from_raw(flags);
         self.spawn("create", |fs| async move {

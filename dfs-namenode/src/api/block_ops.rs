@@ -79,7 +79,7 @@ pub async fn recover_block(
         locations,
     };
     match node.propose(cmd).await? {
-        Reply::Located(l) => Ok(l),
+        Reply::Located(l) => Ok(node.security.grant_write(l)),
         other => Err(unexpected(other)),
     }
 }

@@ -51,7 +51,12 @@ pub async fn heartbeat(
             tracing::debug!(datanode = %req.id, count = deletes.len(), "handing out deletes");
             commands.push(DatanodeCommand::Delete { blocks: deletes });
         }
-        commands.extend(node.blocks().take_replications(&req.id));
+        let replications = node.blocks().take_replications(&req.id);
+        commands.extend(
+            replications
+                .into_iter()
+                .map(|c| node.security.grant_command(c)),
+        );
     }
     Ok(HeartbeatResponse {
         reregister: false,

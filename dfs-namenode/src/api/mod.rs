@@ -2,9 +2,12 @@
 //! `METHOD` (GET requests from the query string, POST requests from a JSON body), plus the Raft
 //! endpoints, with JSON errors for everything that fails, including unknown routes and bodies
 //! over [`API_BODY_LIMIT`]. `GET /metrics` and the status page at `/` are routed here too, and
-//! every request is counted by [`crate::metrics::track_requests`].
+//! every request is counted by [`crate::metrics::track_requests`]. With a cluster secret, every
+//! request but those two carries the cluster credential ([`auth`]).
 
+pub mod auth;
 pub mod block_ops;
+pub mod caller;
 pub mod datanode_ops;
 pub mod error;
 pub mod fsck_ops;
@@ -62,6 +65,7 @@ pub fn router(node: AppState) -> Router {
     let r = Router::new();
     let r = route::<rest::ClusterInfo, _, _>(r, n::cluster_info);
     let r = route::<rest::GetAttr, _, _>(r, n::getattr);
+    let r = route::<rest::Access, _, _>(r, n::access);
     let r = route::<rest::Lookup, _, _>(r, n::lookup);
     let r = route::<rest::Resolve, _, _>(r, n::resolve);
     let r = route::<rest::ReadDir, _, _>(r, n::readdir);
@@ -100,6 +104,8 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::HaAddNode, _, _>(r, ha_ops::add);
     let r = route::<rest::HaRemoveNode, _, _>(r, ha_ops::remove);
     let r = r.layer(axum::middleware::from_fn(ha_ops::with_request_id));
+    // Who asks (caller): permissions are checked against it.
+    let r = r.layer(axum::middleware::from_fn(caller::with_caller));
 
     // Operations (crate::metrics, crate::status_page): Prometheus metrics and the status page.
     let r = r
@@ -112,6 +118,10 @@ pub fn router(node: AppState) -> Router {
         .merge(raft)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            auth::require_credential,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             node,
             crate::metrics::track_requests,

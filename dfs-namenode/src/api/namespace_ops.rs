@@ -1,13 +1,15 @@
 //! Handlers for the namespace endpoints: names and paths are validated here (so a bad name is
-//! `EINVAL`/`ENAMETOOLONG`), mutations become Raft proposals, reads run on the local state
-//! machine after a linearizability check.
+//! `EINVAL`/`ENAMETOOLONG`), mutations become Raft proposals (carrying the caller, see
+//! [`super::caller`]), reads run on the local state machine after a linearizability check, with
+//! the caller's permissions checked.
 
 use super::AppState;
+use super::caller;
 use crate::namespace::{Command, Reply};
 use crate::node::unexpected;
 use dfs_proto::rest::{
-    AllocateBlockRequest, Attr, ClusterInfoResponse, CommitRequest, CreateRequest, Empty,
-    EntryRequest, FileBlocks, GetBlocksRequest, InodeRequest, LeaseRequest, LinkRequest,
+    AccessRequest, AllocateBlockRequest, Attr, ClusterInfoResponse, CommitRequest, CreateRequest,
+    Empty, EntryRequest, FileBlocks, GetBlocksRequest, InodeRequest, LeaseRequest, LinkRequest,
     LocatedBlock, LookupRequest, MkdirRequest, OpenWriteResponse, ReadDirRequest, ReadDirResponse,
     ReadLinkResponse, RenameRequest, RenewLeaseRequest, ResolveRequest, SetAttrRequest,
     SymlinkRequest,
@@ -46,19 +48,27 @@ pub async fn getattr(node: AppState, req: InodeRequest) -> Result<Attr, ApiError
     node.read(|ns| ns.getattr(req.ino)).await
 }
 
+pub async fn access(node: AppState, req: AccessRequest) -> Result<Attr, ApiError> {
+    let who = caller::current();
+    node.read(|ns| ns.access(&who, req.ino, req.mask)).await
+}
+
 pub async fn lookup(node: AppState, req: LookupRequest) -> Result<Attr, ApiError> {
     let name = Name::new(req.name)?;
-    node.read(|ns| ns.lookup(req.parent, &name)).await
+    let who = caller::current();
+    node.read(|ns| ns.lookup_as(&who, req.parent, &name)).await
 }
 
 pub async fn resolve(node: AppState, req: ResolveRequest) -> Result<Attr, ApiError> {
     let path = DfsPath::parse(&req.path)?;
-    node.read(|ns| ns.resolve(&path)).await
+    let who = caller::current();
+    node.read(|ns| ns.resolve_as(&who, &path)).await
 }
 
 pub async fn readdir(node: AppState, req: ReadDirRequest) -> Result<ReadDirResponse, ApiError> {
     let limit = req.limit.unwrap_or(READDIR_MAX).min(READDIR_MAX) as usize;
-    node.read(|ns| ns.readdir(req.ino, req.after.as_deref(), limit))
+    let who = caller::current();
+    node.read(|ns| ns.readdir_as(&who, req.ino, req.after.as_deref(), limit))
         .await
 }
 
@@ -192,7 +202,7 @@ pub async fn allocate_block(
         locations,
     };
     match node.propose(cmd).await? {
-        Reply::Located(l) => Ok(l),
+        Reply::Located(l) => Ok(node.security.grant_write(l)),
         other => Err(unexpected(other)),
     }
 }
@@ -209,7 +219,8 @@ pub async fn commit(node: AppState, req: CommitRequest) -> Result<Attr, ApiError
 }
 
 pub async fn get_blocks(node: AppState, req: GetBlocksRequest) -> Result<FileBlocks, ApiError> {
-    let (attr, blocks) = node.read(|ns| ns.file_blocks(req.ino)).await?;
+    let who = caller::current();
+    let (attr, blocks) = node.read(|ns| ns.file_blocks_as(&who, req.ino)).await?;
     let block_size = attr.block_size.max(1);
     let end = if req.len == 0 {
         attr.size
@@ -234,8 +245,10 @@ pub async fn get_blocks(node: AppState, req: GetBlocksRequest) -> Result<FileBlo
                     .iter()
                     .filter_map(|id| live.get(id).cloned())
                     .collect(),
+                token: None,
             })
         })
+        .map(|l| node.security.grant_read(l))
         .collect();
     Ok(FileBlocks {
         size: attr.size,

@@ -15,7 +15,10 @@ fn empty(reply: Reply) -> Result<Empty, ApiError> {
 }
 
 pub async fn get_xattr(node: AppState, req: XattrRequest) -> Result<XattrValue, ApiError> {
-    let value = node.read(|ns| ns.get_xattr(req.ino, &req.name)).await?;
+    let who = super::caller::current();
+    let value = node
+        .read(|ns| ns.get_xattr_as(&who, req.ino, &req.name))
+        .await?;
     Ok(XattrValue { value })
 }
 

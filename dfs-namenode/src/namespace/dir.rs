@@ -4,14 +4,50 @@
 
 use super::Namespace;
 use super::inode::{Body, DirBody, FileBody, Inode, LINK_MAX, SYMLINK_MAX};
+use super::permissions;
 use dfs_proto::rest::{Attr, FileKind, Timestamp};
-use dfs_proto::{ApiError, ClientId, ErrorCode, InodeId, Name};
+use dfs_proto::{ApiError, ClientId, ErrorCode, Identity, InodeId, Name};
 use std::collections::BTreeMap;
 
 /// Permission bits, uid and gid of a new inode.
 pub(super) type Owner = (u32, u32, u32);
 
 impl Namespace {
+    /// What adding `name` to `parent` needs, in Linux's order: search on `parent` (`EACCES`),
+    /// the name free (`EEXIST`), write on `parent` (`EACCES`).
+    fn check_new_entry(
+        &self,
+        who: &Identity,
+        parent: InodeId,
+        name: &str,
+    ) -> Result<permissions::Owner, ApiError> {
+        self.check_search(who, parent)?;
+        self.ensure_free(parent, name)?;
+        let dir = self.owner_of(parent)?;
+        permissions::may_create(who, &dir, &format!("directory {parent}"))?;
+        Ok(dir)
+    }
+
+    /// The inode `name` in `parent` names, if `who` may remove that entry (search and write on
+    /// `parent`, and the sticky bit's rule).
+    pub(super) fn check_removal(
+        &self,
+        who: &Identity,
+        parent: InodeId,
+        name: &str,
+    ) -> Result<InodeId, ApiError> {
+        self.check_search(who, parent)?;
+        let ino = self.entry(parent, name)?;
+        let victim = self.inode(ino)?.uid;
+        permissions::may_delete(
+            who,
+            &self.owner_of(parent)?,
+            victim,
+            &format!("directory {parent}"),
+        )?;
+        Ok(ino)
+    }
+
     /// `EEXIST` if `name` is taken in `parent` (and `ENOENT`/`ENOTDIR` for a bad parent).
     fn ensure_free(&self, parent: InodeId, name: &str) -> Result<(), ApiError> {
         if self.dir(parent)?.entries.contains_key(name) {
@@ -41,10 +77,10 @@ impl Namespace {
     pub(super) fn create(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         parent: InodeId,
         name: &Name,
-        kind: FileKind,
-        (perm, uid, gid): Owner,
+        (kind, owner): (FileKind, Owner),
         lease: Option<&ClientId>,
     ) -> Result<Attr, ApiError> {
         let body = match kind {
@@ -67,7 +103,8 @@ impl Namespace {
                 ));
             }
         };
-        self.ensure_free(parent, name.as_str())?;
+        let dir = self.check_new_entry(who, parent, name.as_str())?;
+        let (perm, uid, gid) = permissions::new_inode(who, &dir, owner, false)?;
         let ino = self.insert_new(now, parent, name, Inode::new(body, perm, uid, gid, 1, now));
         if let Some(client) = lease {
             let expiry = super::inode::add_ms(now, self.state.config.lease_ms);
@@ -79,11 +116,13 @@ impl Namespace {
     pub(super) fn mkdir(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         parent: InodeId,
         name: &Name,
-        (perm, uid, gid): Owner,
+        owner: Owner,
     ) -> Result<Attr, ApiError> {
-        self.ensure_free(parent, name.as_str())?;
+        let dir = self.check_new_entry(who, parent, name.as_str())?;
+        let (perm, uid, gid) = permissions::new_inode(who, &dir, owner, true)?;
         let body = Body::Dir(DirBody {
             parent,
             entries: BTreeMap::new(),
@@ -95,6 +134,7 @@ impl Namespace {
     pub(super) fn symlink(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         parent: InodeId,
         name: &Name,
         target: &str,
@@ -115,7 +155,8 @@ impl Namespace {
                 ),
             ));
         }
-        self.ensure_free(parent, name.as_str())?;
+        let dir = self.check_new_entry(who, parent, name.as_str())?;
+        let (_, uid, gid) = permissions::new_inode(who, &dir, (0o777, uid, gid), false)?;
         let body = Body::Symlink {
             target: target.to_string(),
         };
@@ -126,6 +167,7 @@ impl Namespace {
     pub(super) fn link(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         ino: InodeId,
         new_parent: InodeId,
         new_name: &Name,
@@ -149,7 +191,7 @@ impl Namespace {
                 format!("inode {ino} already has {LINK_MAX} links"),
             ));
         }
-        self.ensure_free(new_parent, new_name.as_str())?;
+        self.check_new_entry(who, new_parent, new_name.as_str())?;
         self.attach(now, new_parent, new_name.as_str(), ino, false);
         let inode = self.inode_mut(ino)?;
         inode.nlink += 1;
@@ -162,10 +204,11 @@ impl Namespace {
     pub(super) fn unlink(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         parent: InodeId,
         name: &Name,
     ) -> Result<Attr, ApiError> {
-        let ino = self.entry(parent, name.as_str())?;
+        let ino = self.check_removal(who, parent, name.as_str())?;
         let inode = self.inode(ino)?;
         if inode.is_dir() {
             return Err(ApiError::new(
@@ -184,10 +227,11 @@ impl Namespace {
     pub(super) fn rmdir(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         parent: InodeId,
         name: &Name,
     ) -> Result<(), ApiError> {
-        let ino = self.entry(parent, name.as_str())?;
+        let ino = self.check_removal(who, parent, name.as_str())?;
         self.ensure_removable_dir(ino, parent, name.as_str())?;
         self.detach(now, parent, name.as_str());
         self.state.inodes.remove(&ino);

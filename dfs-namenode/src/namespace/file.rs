@@ -8,8 +8,9 @@
 
 use super::Namespace;
 use super::lease::PendingBlock;
+use super::permissions::{self, MAY_WRITE};
 use dfs_proto::rest::{Attr, BlockInfo, SetTime, Timestamp};
-use dfs_proto::{ApiError, BlockId, ClientId, ErrorCode, Generation, InodeId};
+use dfs_proto::{ApiError, BlockId, ClientId, ErrorCode, Generation, Identity, InodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Highest block index a file may have.
@@ -39,9 +40,11 @@ impl Namespace {
     pub(super) fn setattr(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         ino: InodeId,
         a: SetAttrArgs<'_>,
     ) -> Result<Attr, ApiError> {
+        let perm = self.check_setattr(who, ino, &a)?;
         let inode = self.inode(ino)?;
         if let Some(size) = a.size {
             let file = inode.require_file(ino)?;
@@ -76,7 +79,7 @@ impl Namespace {
             || a.size.is_some()
             || a.atime.is_some()
             || a.mtime.is_some();
-        if let Some(perm) = a.perm {
+        if let Some(perm) = perm {
             inode.perm = perm & super::inode::PERM_MASK;
         }
         if let Some(uid) = a.uid {
@@ -99,6 +102,42 @@ impl Namespace {
             inode.ctime = now;
         }
         Ok(inode.attr(ino))
+    }
+
+    /// The permission rules of each change `a` asks for (see [`permissions`]); answers the
+    /// permission bits to store, if they change (a chmod, or a chown dropping setuid/setgid).
+    fn check_setattr(
+        &self,
+        who: &Identity,
+        ino: InodeId,
+        a: &SetAttrArgs<'_>,
+    ) -> Result<Option<u32>, ApiError> {
+        let owner = self.owner_of(ino)?;
+        let what = format!("inode {ino}");
+        if a.size.is_some() {
+            // The lease holder truncates through the file it opened for writing (`ftruncate`).
+            let holds_lease = a
+                .client
+                .is_some_and(|c| self.state.leases.get(&ino).is_some_and(|l| l.client == *c));
+            if !holds_lease {
+                permissions::check(who, &owner, MAY_WRITE, &what)?;
+            }
+        }
+        if a.uid.is_some() || a.gid.is_some() {
+            permissions::chown(who, &owner, a.uid, a.gid)?;
+        }
+        let explicit =
+            matches!(a.atime, Some(SetTime::At(_))) || matches!(a.mtime, Some(SetTime::At(_)));
+        if a.atime.is_some() || a.mtime.is_some() {
+            permissions::set_times(who, &owner, explicit, &what)?;
+        }
+        match a.perm {
+            Some(perm) => permissions::chmod(who, &owner, perm).map(Some),
+            None if a.uid.is_some() || a.gid.is_some() => {
+                Ok(Some(permissions::mode_after_chown(&owner)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Sets a regular file's size. Down: blocks wholly past the new end are freed and the block

@@ -4,9 +4,10 @@
 //! those pending blocks and removes a file whose last link went while it was open.
 
 use super::inode::add_ms;
+use super::permissions;
 use super::{Namespace, no_inode};
 use dfs_proto::rest::{BlockInfo, OpenWriteResponse, Timestamp};
-use dfs_proto::{ApiError, ClientId, ErrorCode, InodeId};
+use dfs_proto::{ApiError, ClientId, ErrorCode, Identity, InodeId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +35,18 @@ impl Namespace {
     pub(super) fn open_write(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         ino: InodeId,
         client: &ClientId,
     ) -> Result<OpenWriteResponse, ApiError> {
         let inode = self.inode(ino)?;
         let file = inode.require_file(ino)?;
+        permissions::check(
+            who,
+            &self.owner_of(ino)?,
+            permissions::MAY_WRITE,
+            &format!("inode {ino}"),
+        )?;
         let response = OpenWriteResponse {
             attr: inode.attr(ino),
             blocks: file.blocks.clone(),

@@ -14,7 +14,9 @@ use dfs_proto::rest::{
     Attr, BlockInfo, DatanodeAddr, DirEntry, FileKind, LocatedBlock, OpenWriteResponse,
     ReadDirResponse, SetTime, Timestamp, XattrMode,
 };
-use dfs_proto::{ApiError, BlockId, ClientId, DfsPath, ErrorCode, Generation, InodeId, Name};
+use dfs_proto::{
+    ApiError, BlockId, ClientId, DfsPath, ErrorCode, Generation, Identity, InodeId, Name,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -23,6 +25,8 @@ mod dir;
 mod file;
 mod inode;
 mod lease;
+pub mod permissions;
+mod reads;
 mod rename;
 #[cfg(test)]
 mod tests;
@@ -32,11 +36,16 @@ use block_index::BlockIndex;
 use inode::{Body, DirBody, Inode};
 use lease::Lease;
 
-/// One log entry's payload: a command and the leader's clock when it was proposed.
+/// One log entry's payload: a command, the leader's clock when it was proposed, and who asked
+/// (every namenode checks permissions against it when applying, so all decide alike).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub now: Timestamp,
     pub cmd: Command,
+    /// The caller; absent (and so root) in entries written before permissions were checked,
+    /// and for the leader's own housekeeping such as `ExpireLeases`.
+    #[serde(default = "Identity::root", skip_serializing_if = "Identity::is_root")]
+    pub caller: Identity,
 }
 
 /// Every change to the namespace. Names are already validated.
@@ -269,6 +278,7 @@ impl Namespace {
     /// Validates and applies one command. A refused command leaves the state unchanged.
     pub fn apply(&mut self, proposal: &Proposal) -> Result<Reply, ApiError> {
         let now = proposal.now;
+        let who = &proposal.caller;
         match &proposal.cmd {
             Command::Create {
                 parent,
@@ -281,10 +291,10 @@ impl Namespace {
             } => self
                 .create(
                     now,
+                    who,
                     *parent,
                     name,
-                    *kind,
-                    (*perm, *uid, *gid),
+                    (*kind, (*perm, *uid, *gid)),
                     lease.as_ref(),
                 )
                 .map(Reply::Attr),
@@ -295,7 +305,7 @@ impl Namespace {
                 uid,
                 gid,
             } => self
-                .mkdir(now, *parent, name, (*perm, *uid, *gid))
+                .mkdir(now, who, *parent, name, (*perm, *uid, *gid))
                 .map(Reply::Attr),
             Command::Symlink {
                 parent,
@@ -304,16 +314,20 @@ impl Namespace {
                 uid,
                 gid,
             } => self
-                .symlink(now, *parent, name, target, (*uid, *gid))
+                .symlink(now, who, *parent, name, target, (*uid, *gid))
                 .map(Reply::Attr),
             Command::Link {
                 ino,
                 new_parent,
                 new_name,
-            } => self.link(now, *ino, *new_parent, new_name).map(Reply::Attr),
-            Command::Unlink { parent, name } => self.unlink(now, *parent, name).map(Reply::Attr),
+            } => self
+                .link(now, who, *ino, *new_parent, new_name)
+                .map(Reply::Attr),
+            Command::Unlink { parent, name } => {
+                self.unlink(now, who, *parent, name).map(Reply::Attr)
+            }
             Command::Rmdir { parent, name } => {
-                self.rmdir(now, *parent, name).map(|()| Reply::Empty)
+                self.rmdir(now, who, *parent, name).map(|()| Reply::Empty)
             }
             Command::Rename {
                 parent,
@@ -325,6 +339,7 @@ impl Namespace {
             } => self
                 .rename(
                     now,
+                    who,
                     rename::RenameArgs {
                         parent: *parent,
                         name,
@@ -347,6 +362,7 @@ impl Namespace {
             } => self
                 .setattr(
                     now,
+                    who,
                     *ino,
                     file::SetAttrArgs {
                         perm: *perm,
@@ -359,9 +375,9 @@ impl Namespace {
                     },
                 )
                 .map(Reply::Attr),
-            Command::OpenWrite { ino, client } => {
-                self.open_write(now, *ino, client).map(Reply::OpenWrite)
-            }
+            Command::OpenWrite { ino, client } => self
+                .open_write(now, who, *ino, client)
+                .map(Reply::OpenWrite),
             Command::RenewLease { client } => {
                 self.renew_leases(now, client);
                 Ok(Reply::Empty)
@@ -381,6 +397,7 @@ impl Namespace {
                         index,
                         block,
                         locations: locations.clone(),
+                        token: None,
                     })
                 }),
             Command::Commit {
@@ -402,11 +419,11 @@ impl Namespace {
                 value,
                 mode,
             } => self
-                .set_xattr(now, *ino, name, value, *mode)
+                .set_xattr(now, who, *ino, name, value, *mode)
                 .map(|()| Reply::Empty),
-            Command::RemoveXattr { ino, name } => {
-                self.remove_xattr(now, *ino, name).map(|()| Reply::Empty)
-            }
+            Command::RemoveXattr { ino, name } => self
+                .remove_xattr(now, who, *ino, name)
+                .map(|()| Reply::Empty),
         }
     }
 
@@ -534,6 +551,28 @@ impl Namespace {
 
     fn inode_mut(&mut self, ino: InodeId) -> Result<&mut Inode, ApiError> {
         self.state.inodes.get_mut(&ino).ok_or_else(|| no_inode(ino))
+    }
+
+    /// What permission checks look at of an inode.
+    fn owner_of(&self, ino: InodeId) -> Result<permissions::Owner, ApiError> {
+        let inode = self.inode(ino)?;
+        Ok(permissions::Owner {
+            perm: inode.perm,
+            uid: inode.uid,
+            gid: inode.gid,
+            is_dir: inode.is_dir(),
+        })
+    }
+
+    /// Search permission on directory `dir` (`ENOENT`/`ENOTDIR` for a bad one, `EACCES`).
+    fn check_search(&self, who: &Identity, dir: InodeId) -> Result<(), ApiError> {
+        self.dir(dir)?;
+        permissions::check(
+            who,
+            &self.owner_of(dir)?,
+            permissions::MAY_EXEC,
+            &format!("directory {dir}"),
+        )
     }
 
     /// A directory's body: `ENOENT` if unknown, `ENOTDIR` if not a directory.

@@ -2,8 +2,9 @@
 //! directories, with POSIX's rules for replacing an existing target.
 
 use super::Namespace;
+use super::permissions::{self, MAY_WRITE};
 use dfs_proto::rest::Timestamp;
-use dfs_proto::{ApiError, ErrorCode, InodeId, Name};
+use dfs_proto::{ApiError, ErrorCode, Identity, InodeId, Name};
 
 /// The arguments of [`Command::Rename`](super::Command::Rename).
 pub(super) struct RenameArgs<'a> {
@@ -16,13 +17,20 @@ pub(super) struct RenameArgs<'a> {
 }
 
 impl Namespace {
-    pub(super) fn rename(&mut self, now: Timestamp, a: RenameArgs<'_>) -> Result<(), ApiError> {
+    pub(super) fn rename(
+        &mut self,
+        now: Timestamp,
+        who: &Identity,
+        a: RenameArgs<'_>,
+    ) -> Result<(), ApiError> {
         if a.noreplace && a.exchange {
             return Err(ApiError::new(
                 ErrorCode::Invalid,
                 "rename cannot both refuse to replace (noreplace) and exchange",
             ));
         }
+        self.check_search(who, a.parent)?;
+        self.check_search(who, a.new_parent)?;
         let src = self.entry(a.parent, a.name.as_str())?;
         let dst = self
             .dir(a.new_parent)?
@@ -39,6 +47,9 @@ impl Namespace {
                     ),
                 )
             })?;
+            if src != dst {
+                self.check_rename_permissions(who, &a, src, Some(dst))?;
+            }
             return self.exchange(now, &a, src, dst);
         }
         if let Some(dst) = dst {
@@ -56,6 +67,7 @@ impl Namespace {
                 return Ok(());
             }
         }
+        self.check_rename_permissions(who, &a, src, dst)?;
         let src_is_dir = self.inode(src)?.is_dir();
         if src_is_dir {
             self.ensure_outside(src, a.new_parent)?;
@@ -102,6 +114,45 @@ impl Namespace {
         self.attach(now, a.new_parent, a.new_name.as_str(), src, src_is_dir);
         if let Some(inode) = self.state.inodes.get_mut(&src) {
             inode.ctime = now;
+        }
+        Ok(())
+    }
+
+    /// What Linux's `vfs_rename` asks of the caller: the source entry removable from its
+    /// directory; the target entry removable too if there is one (both ways for an exchange),
+    /// else room to add it; and write on a directory that changes parent (its `..` changes).
+    fn check_rename_permissions(
+        &self,
+        who: &Identity,
+        a: &RenameArgs<'_>,
+        src: InodeId,
+        dst: Option<InodeId>,
+    ) -> Result<(), ApiError> {
+        let old_dir = self.owner_of(a.parent)?;
+        let new_dir = self.owner_of(a.new_parent)?;
+        let src_owner = self.owner_of(src)?;
+        let old_what = format!("directory {}", a.parent);
+        let new_what = format!("directory {}", a.new_parent);
+        permissions::may_delete(who, &old_dir, src_owner.uid, &old_what)?;
+        let moved_dirs = match dst {
+            Some(dst) => {
+                let dst_owner = self.owner_of(dst)?;
+                permissions::may_delete(who, &new_dir, dst_owner.uid, &new_what)?;
+                if a.exchange {
+                    vec![(src, src_owner), (dst, dst_owner)]
+                } else {
+                    vec![(src, src_owner)]
+                }
+            }
+            None => {
+                permissions::may_create(who, &new_dir, &new_what)?;
+                vec![(src, src_owner)]
+            }
+        };
+        if a.parent != a.new_parent {
+            for (ino, owner) in moved_dirs.iter().filter(|(_, o)| o.is_dir) {
+                permissions::check(who, owner, MAY_WRITE, &format!("directory {ino}"))?;
+            }
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! with the errors Linux gives (`ERANGE`, `E2BIG`, `EEXIST`, `ENODATA`).
 
 use super::Namespace;
+use super::permissions::{self, MAY_WRITE, S_ISVTX};
 use dfs_proto::rest::{Timestamp, XATTR_NAME_MAX, XATTR_SIZE_MAX, XattrMode};
-use dfs_proto::{ApiError, ErrorCode, InodeId};
+use dfs_proto::{ApiError, ErrorCode, Identity, InodeId};
 
 /// The one namespace whose attributes are stored.
 const USER_PREFIX: &str = "user.";
@@ -37,9 +38,31 @@ fn no_data(ino: InodeId, name: &str) -> ApiError {
 }
 
 impl Namespace {
+    /// What changing a `user.` attribute needs (Linux's `xattr_permission`): a regular file or
+    /// directory (`EPERM`), not someone else's sticky directory (`EPERM`), write permission
+    /// (`EACCES`).
+    fn check_xattr_change(&self, who: &Identity, ino: InodeId) -> Result<(), ApiError> {
+        let inode = self.inode(ino)?;
+        let owner = self.owner_of(ino)?;
+        let denied = |why: &str| {
+            ApiError::new(
+                ErrorCode::Perm,
+                format!("operation not permitted: inode {ino} {why}"),
+            )
+        };
+        if inode.as_file().is_none() && !owner.is_dir {
+            return Err(denied("is neither a regular file nor a directory"));
+        }
+        if owner.is_dir && owner.perm & S_ISVTX != 0 && !who.is_root() && who.uid != owner.uid {
+            return Err(denied("is a sticky directory of another user"));
+        }
+        permissions::check(who, &owner, MAY_WRITE, &format!("inode {ino}"))
+    }
+
     pub(super) fn set_xattr(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         ino: InodeId,
         name: &str,
         value: &[u8],
@@ -55,6 +78,7 @@ impl Namespace {
                 ),
             ));
         }
+        self.check_xattr_change(who, ino)?;
         let inode = self.inode_mut(ino)?;
         let exists = inode.xattrs.contains_key(name);
         match mode {
@@ -75,10 +99,12 @@ impl Namespace {
     pub(super) fn remove_xattr(
         &mut self,
         now: Timestamp,
+        who: &Identity,
         ino: InodeId,
         name: &str,
     ) -> Result<(), ApiError> {
         check_name(name)?;
+        self.check_xattr_change(who, ino)?;
         let inode = self.inode_mut(ino)?;
         if inode.xattrs.remove(name).is_none() {
             return Err(no_data(ino, name));

@@ -148,6 +148,7 @@ mod tests {
         let p = Proposal {
             now: at(1),
             cmd: Command::ExpireLeases,
+            caller: dfs_proto::Identity::root(),
         };
         let old = serde_json::to_vec(&p).expect("encode");
         let req: Request = serde_json::from_slice(&old).expect("decode an old entry");

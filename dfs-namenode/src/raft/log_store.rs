@@ -336,6 +336,7 @@ mod tests {
                     proposal: Proposal {
                         now: Timestamp { sec: 1, nsec: 0 },
                         cmd: Command::ExpireLeases,
+                        caller: dfs_proto::Identity::root(),
                     },
                     request_id: None,
                 }],

@@ -11,6 +11,7 @@ use crate::api::error::ApiJson;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
+use dfs_proto::ClusterSecret;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -36,12 +37,24 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// Builds the shared HTTP client for Raft traffic. With `source`, connections leave from that
 /// address (the one this namenode listens on), so that traffic between two namenodes on one
 /// host can be told apart and cut, as the partition tests do with loopback aliases.
-pub fn http_client(source: Option<IpAddr>) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+///
+/// With `secret`, every request carries the cluster credential (peers refuse Raft RPCs without).
+pub fn http_client(
+    source: Option<IpAddr>,
+    secret: Option<&ClusterSecret>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(secret) = secret {
+        let mut value = reqwest::header::HeaderValue::try_from(secret.authorization())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
         .local_address(source)
-        .build()
+        .build()?)
 }
 
 /// Hands openraft one [`PeerClient`] per peer, all sharing one HTTP client.

@@ -187,6 +187,7 @@ mod tests {
             proposal: Proposal {
                 now: Timestamp { sec: 7, nsec: 0 },
                 cmd: Command::ExpireLeases,
+                caller: dfs_proto::Identity::root(),
             },
             request_id: Some(id.to_string()),
         }

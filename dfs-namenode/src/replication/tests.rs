@@ -44,7 +44,7 @@ fn copies(map: &mut BlockMap, node: &str) -> Vec<(BlockId, Vec<String>)> {
     map.take_replications(&dn(node))
         .into_iter()
         .filter_map(|c| match c {
-            DatanodeCommand::Replicate { block, targets } => {
+            DatanodeCommand::Replicate { block, targets, .. } => {
                 Some((block.id, targets.into_iter().map(|t| t.id.0).collect()))
             }
             DatanodeCommand::Delete { .. } => None,

@@ -3,7 +3,7 @@
 //! followers by iptables rules that a guard removes again (also when the test panics).
 //! Clients connect from 127.0.0.1, so they still reach every namenode.
 
-use super::status_of;
+use super::status_with;
 use anyhow::{Context, Result, bail, ensure};
 use dfs_proto::rest::{self, Endpoint, HaStatusResponse, MkdirRequest, NamenodeRole};
 use dfs_proto::{ApiError, ErrorCode, InodeId};
@@ -91,7 +91,7 @@ impl Namenodes {
                 if Some(i) == not {
                     continue;
                 }
-                if let Some(s) = status_of(a).await
+                if let Some(s) = status_with(&reqwest::Client::new(), a).await
                     && s.role == NamenodeRole::Leader
                 {
                     return Some((i, s));
@@ -233,7 +233,7 @@ pub async fn isolated_leader_cannot_commit() -> Result<()> {
     drop(partition);
     let addr = nodes.addrs[old].clone();
     poll_until(ELECTION, || async {
-        let s = status_of(&addr).await?;
+        let s = status_with(&reqwest::Client::new(), &addr).await?;
         (s.role == NamenodeRole::Follower && s.term >= after.term).then_some(())
     })
     .await

@@ -8,6 +8,7 @@ use dfs_proto::ErrorCode;
 mod dirs;
 mod files;
 mod leases;
+mod permissions;
 mod props;
 mod renames;
 mod snapshots;
@@ -41,6 +42,8 @@ fn ts(sec: i64) -> Timestamp {
 struct Fx {
     ns: Namespace,
     now: Timestamp,
+    /// Who the next commands come from (root unless a test says otherwise).
+    who: Identity,
 }
 
 impl Fx {
@@ -48,6 +51,7 @@ impl Fx {
         Fx {
             ns: Namespace::new(config()),
             now: ts(1000),
+            who: Identity::root(),
         }
     }
 
@@ -58,7 +62,11 @@ impl Fx {
     fn apply(&mut self, cmd: Command) -> Result<Reply, ApiError> {
         let before = serde_json::to_string(&self.ns).expect("serialize");
         let freed_before = self.ns.freed.len();
-        let result = self.ns.apply(&Proposal { now: self.now, cmd });
+        let result = self.ns.apply(&Proposal {
+            now: self.now,
+            cmd,
+            caller: self.who.clone(),
+        });
         if result.is_err() {
             let after = serde_json::to_string(&self.ns).expect("serialize");
             assert_eq!(before, after, "a refused command changed the state");

@@ -209,7 +209,11 @@ proptest! {
         let mut log = Vec::new();
         for op in &ops {
             if let Some(cmd) = fx.command(op) {
-                log.push(Proposal { now: fx.now, cmd: cmd.clone() });
+                log.push(Proposal {
+                    now: fx.now,
+                    cmd: cmd.clone(),
+                    caller: Identity::root(),
+                });
                 let _ = fx.apply(cmd);
                 fx.check_invariants();
             }

@@ -13,6 +13,7 @@ fn workload() -> Vec<Proposal> {
         log.push(Proposal {
             now: fx.now,
             cmd: cmd.clone(),
+            caller: Identity::root(),
         });
         let _ = fx.apply(cmd);
         fx.tick(1);
@@ -122,6 +123,7 @@ fn snapshot_round_trip_keeps_working() {
     let attr = match loaded.apply(&Proposal {
         now,
         cmd: create_cmd(ROOT, "after", Some(client("c"))),
+        caller: Identity::root(),
     }) {
         Ok(Reply::Attr(a)) => a,
         other => panic!("create after load: {other:?}"),
@@ -135,6 +137,7 @@ fn snapshot_round_trip_keeps_working() {
             index: 0,
             locations: Vec::new(),
         },
+        caller: Identity::root(),
     });
     match located {
         Ok(Reply::Located(l)) => {

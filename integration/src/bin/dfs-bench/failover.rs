@@ -32,10 +32,9 @@ pub async fn failover() -> Result<()> {
     let mut config =
         dfs_client::ClientConfig::new(cluster.namenodes.iter().map(|n| n.addr.clone()).collect());
     config.failover_timeout = Duration::from_secs(120);
+    config.secret_file = Some(cluster.secret_file.clone());
     let client = dfs_client::Client::new(config)?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let http = cluster.http().clone();
     client.mkdir("/failover", false).await?;
 
     let mut times = Vec::new();

@@ -34,15 +34,19 @@ pub async fn files(cluster: &Cluster, file_mib: usize) -> Result<()> {
         "dfs put",
         Command::new(&dfs)
             .args(["--namenodes", &nn, "put"])
+            .env("DFS_SECRET_FILE", &cluster.secret_file)
             .arg(&src)
             .arg("/bench.bin"),
     )?;
     let get = timed(
         "dfs get",
-        Command::new("sh").arg("-c").arg(format!(
-            "'{}' --namenodes {nn} get /bench.bin - > /dev/null",
-            dfs.display()
-        )),
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{}' --namenodes {nn} get /bench.bin - > /dev/null",
+                dfs.display()
+            ))
+            .env("DFS_SECRET_FILE", &cluster.secret_file),
     )?;
     let (cp_r, put_r, get_r, cat_r) = (
         rate(bytes, cp),

@@ -12,7 +12,7 @@ pub async fn metadata(cluster: &Cluster, ops: usize) -> Result<()> {
         .addr
         .clone()
         .into();
-    let http = reqwest::Client::new();
+    let http = cluster.http().clone();
     println!("\nnamenode metadata (durable, one namenode), ops/s:");
     println!("  {:<10} {:>12} {:>12}", "op", "1 client", "16 clients");
     let mut dirs = Vec::new();

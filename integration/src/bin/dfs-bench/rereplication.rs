@@ -71,6 +71,7 @@ pub async fn rereplication(file_mib: usize) -> Result<()> {
         "dfs put",
         Command::new(&dfs)
             .args(["--namenodes", &cluster.namenodes_arg(), "put"])
+            .env("DFS_SECRET_FILE", &cluster.secret_file)
             .arg(&src)
             .arg("/rerepl.bin"),
     )?;
