@@ -329,3 +329,92 @@ async fn daemon_mode_and_user_xattrs() -> Result<()> {
     ensure!(!is_mounted(&dir), "still mounted after fusermount3 -u");
     Ok(())
 }
+
+/// `renameat2(2)` on two paths: 0 or the errno.
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> Result<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both strings are valid NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    Ok(if rc == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_flags_and_a_read_only_mount() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let mount = Mount::start(&cluster, &[])?;
+    let (a, b) = (mount.path("a.txt"), mount.path("b.txt"));
+    std::fs::write(&a, "first\n")?;
+    std::fs::write(&b, "second\n")?;
+
+    // RENAME_NOREPLACE onto an existing name: EEXIST, and both files stay as they were.
+    assert_eq!(renameat2(&a, &b, libc::RENAME_NOREPLACE)?, libc::EEXIST);
+    assert_eq!(std::fs::read_to_string(&a)?, "first\n");
+    assert_eq!(std::fs::read_to_string(&b)?, "second\n");
+    // ... and onto a free name it renames.
+    let c = mount.path("c.txt");
+    assert_eq!(renameat2(&a, &c, libc::RENAME_NOREPLACE)?, 0);
+    ensure!(!a.exists(), "a.txt is still there after the rename");
+
+    // RENAME_EXCHANGE swaps two names atomically, also a file with a directory.
+    assert_eq!(renameat2(&b, &c, libc::RENAME_EXCHANGE)?, 0);
+    assert_eq!(std::fs::read_to_string(&b)?, "first\n");
+    assert_eq!(std::fs::read_to_string(&c)?, "second\n");
+    let d = mount.path("d");
+    std::fs::create_dir(&d)?;
+    assert_eq!(renameat2(&b, &d, libc::RENAME_EXCHANGE)?, 0);
+    ensure!(
+        d.is_file() && b.is_dir(),
+        "file and directory were not exchanged"
+    );
+    assert_eq!(std::fs::read_to_string(&d)?, "first\n");
+    // Exchanging with a name that does not exist: ENOENT.
+    assert_eq!(
+        renameat2(&c, &mount.path("none"), libc::RENAME_EXCHANGE)?,
+        libc::ENOENT
+    );
+
+    // A second mount with -o ro reads everything and changes nothing: EROFS.
+    let ro = Mount::start(&cluster, &["-o", "ro"])?;
+    assert_eq!(std::fs::read_to_string(ro.path("d"))?, "first\n");
+    let erofs = |r: std::io::Result<()>| r.err().and_then(|e| e.raw_os_error());
+    assert_eq!(
+        erofs(std::fs::write(ro.path("new.txt"), "x")),
+        Some(libc::EROFS)
+    );
+    assert_eq!(erofs(std::fs::write(ro.path("d"), "x")), Some(libc::EROFS));
+    assert_eq!(
+        erofs(std::fs::create_dir(ro.path("dir"))),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        erofs(std::fs::remove_file(ro.path("c.txt"))),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        erofs(std::fs::rename(ro.path("c.txt"), ro.path("e.txt"))),
+        Some(libc::EROFS)
+    );
+    let perms = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    assert_eq!(
+        erofs(std::fs::set_permissions(ro.path("c.txt"), perms)),
+        Some(libc::EROFS)
+    );
+    // The writable mount saw none of it.
+    assert_eq!(std::fs::read_to_string(&d)?, "first\n");
+    ensure!(!mount.path("new.txt").exists() && mount.path("c.txt").exists());
+    Ok(())
+}
