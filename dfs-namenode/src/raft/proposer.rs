@@ -6,6 +6,9 @@
 //! clients there are. The proposer keeps at most [`IN_FLIGHT`] entries on their way through the
 //! log and gathers everything that arrives meanwhile into the next entry, so sixteen clients
 //! creating files share an fsync (and a replication round trip) instead of queueing for one each.
+//! When an entry is done, the next one waits (at most [`GATHER`]) for as many changes as the last
+//! one held: its callers come back a moment later with their next change, and cutting the entry
+//! at the first arrival would split them into a tiny entry and a large one.
 //!
 //! Each change in a batch is applied on its own, in order, with its own reply and request id:
 //! a refused change (say `EEXIST`) does not affect its neighbours.
@@ -27,6 +30,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 const IN_FLIGHT: usize = 1;
 /// Most changes in one entry (bounds an entry's size, and so a replication request's).
 const MAX_BATCH: usize = 512;
+/// Longest a batch waits for the callers of the previous one to come back (tokio's timer has a
+/// 1 ms granularity, so this is the shortest wait there is).
+const GATHER: Duration = Duration::from_millis(1);
 
 /// One Raft log entry's payload: the changes proposed together, applied in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +98,7 @@ fn stopped() -> ApiError {
 
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>, timeout: Duration) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut expected = 1;
     while let Some(first) = rx.recv().await {
         // Whatever arrives while waiting for a slot joins this batch.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -104,6 +111,19 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>, timeout: Dura
                 Err(_) => break,
             }
         }
+        // The callers answered by the last entry are on their way back with their next change:
+        // wait a moment for as many as that entry held rather than cut a batch of the first to
+        // arrive and make the rest wait a whole flush.
+        if batch.len() < expected {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while batch.len() < expected {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    _ => break,
+                }
+            }
+        }
+        expected = batch.len();
         let raft = raft.clone();
         tokio::spawn(async move {
             write(&raft, batch, timeout).await;
