@@ -11,6 +11,6 @@ VOLUME /data
 EXPOSE 9870
 USER 65532:65532
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/bin/dfs-probe", "http://127.0.0.1:9870/v1/cluster"]
+    CMD ["/bin/dfs-probe", "http://127.0.0.1:9870/metrics"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/bin/dfs-namenode"]

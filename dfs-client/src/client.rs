@@ -31,12 +31,14 @@ pub(crate) struct Inner {
 impl Client {
     /// Builds a client; nothing is contacted until the first call.
     pub fn new(config: ClientConfig) -> Result<Client> {
-        let namenodes = Namenodes::new(&config)?;
+        let tls = dfs_tls::ClientTls::load_optional(config.tls_ca.as_deref())
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+        let namenodes = Namenodes::new(&config, tls.clone())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 namenodes,
-                datanodes: DatanodePool::default(),
+                datanodes: DatanodePool::new(tls),
                 cluster: OnceCell::new(),
                 leases: LeaseRenewer::default(),
             }),
@@ -61,6 +63,13 @@ impl Client {
     /// following `NOT_LEADER` hints and failing over until the failover timeout.
     pub async fn call<E: Endpoint>(&self, req: &E::Request) -> Result<E::Response> {
         self.inner.namenodes.call::<E>(req).await
+    }
+
+    /// Sends one request to the namenode at `addr` itself: no leader hint is followed and
+    /// nothing is retried elsewhere (for asking each namenode about itself, or an operation
+    /// meant for one namenode such as `dfs admin ha promote`).
+    pub async fn call_at<E: Endpoint>(&self, addr: &str, req: &E::Request) -> Result<E::Response> {
+        self.inner.namenodes.call_once::<E>(addr, req, None).await
     }
 
     /// Cluster settings, fetched from the leader once and cached.

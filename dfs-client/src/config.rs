@@ -27,6 +27,10 @@ pub struct ClientConfig {
     /// The cluster secret file; every namenode call carries the credential derived from it.
     /// From env `DFS_SECRET_FILE`, else the config file's `secret_file` (relative to the file).
     pub secret_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of a cluster that serves TLS: calls then use `https://` and
+    /// accept only servers whose certificate this CA signed. From env `DFS_TLS_CA`, else the
+    /// config file's `tls_ca` (relative to the file). `None`: plain HTTP.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// The TOML file's contents.
@@ -40,6 +44,8 @@ struct ConfigFile {
     failover_timeout_ms: Option<u64>,
     #[serde(default)]
     secret_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_ca: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -54,6 +60,7 @@ impl ClientConfig {
             failover_timeout: Self::DEFAULT_FAILOVER_TIMEOUT,
             client_id: new_client_id(),
             secret_file: None,
+            tls_ca: None,
         }
     }
 
@@ -73,6 +80,9 @@ pub fn discover_with(
     let mut config = discover_namenodes(flag, &env, system_file)?;
     if let Some(path) = env("DFS_SECRET_FILE").filter(|s| !s.is_empty()) {
         config.secret_file = Some(PathBuf::from(path));
+    }
+    if let Some(path) = env("DFS_TLS_CA").filter(|s| !s.is_empty()) {
+        config.tls_ca = Some(PathBuf::from(path));
     }
     Ok(config)
 }
@@ -130,13 +140,13 @@ fn from_file(path: &Path) -> Result<ClientConfig> {
     if let Some(ms) = file.failover_timeout_ms {
         config.failover_timeout = Duration::from_millis(ms);
     }
-    config.secret_file = file
-        .secret_file
-        .map(|p| path.parent().unwrap_or(Path::new("")).join(p));
+    let dir = path.parent().unwrap_or(Path::new(""));
+    config.secret_file = file.secret_file.map(|p| dir.join(p));
+    config.tls_ca = file.tls_ca.map(|p| dir.join(p));
     Ok(config)
 }
 
-/// Trims each address, drops an `http://` prefix, and refuses an empty list or an address
+/// Trims each address, drops an `http://` or `https://` prefix, and refuses an empty list or an address
 /// without a port.
 fn parse_addrs<S: AsRef<str>>(items: impl Iterator<Item = S>, source: &str) -> Result<Vec<String>> {
     let mut addrs = Vec::new();
@@ -144,6 +154,7 @@ fn parse_addrs<S: AsRef<str>>(items: impl Iterator<Item = S>, source: &str) -> R
         let addr = item.as_ref().trim();
         let addr = addr
             .strip_prefix("http://")
+            .or_else(|| addr.strip_prefix("https://"))
             .unwrap_or(addr)
             .trim_end_matches('/');
         if addr.is_empty() {
@@ -301,6 +312,31 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_millis(500));
         assert_eq!(c.failover_timeout, Duration::from_secs(2));
         assert!(c.client_id.0.split('-').count() >= 3);
+    }
+
+    #[test]
+    fn tls_ca_comes_from_the_env_or_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "namenodes = [\"https://a:1\"]\ntls_ca = \"ca.pem\"\n",
+        )
+        .expect("write");
+        let file = path.to_string_lossy().to_string();
+        let sys = Path::new("/nonexistent");
+        let c = discover_with(None, env(&[("DFS_CONFIG", &file)]), sys).expect("file");
+        assert_eq!(c.tls_ca, Some(dir.path().join("ca.pem")));
+        assert_eq!(
+            c.namenodes,
+            vec!["a:1".to_string()],
+            "the scheme is dropped"
+        );
+        let vars = env(&[("DFS_CONFIG", &file), ("DFS_TLS_CA", "/etc/dfs/ca.pem")]);
+        let c = discover_with(None, vars, sys).expect("file");
+        assert_eq!(c.tls_ca, Some(PathBuf::from("/etc/dfs/ca.pem")));
+        let c = discover_with(Some("a:1"), env(&[]), sys).expect("flag");
+        assert_eq!(c.tls_ca, None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use dashmap::DashMap;
 use dfs_proto::MAX_GRPC_MESSAGE;
 use dfs_proto::grpc::data_transfer_client::DataTransferClient;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long to wait for a TCP connection to a datanode before trying another.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -14,16 +14,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Default)]
 pub(crate) struct DatanodePool {
     channels: DashMap<String, Channel>,
+    /// With TLS: the CA datanodes' certificates must chain to.
+    tls: Option<dfs_tls::ClientTls>,
 }
 
 impl DatanodePool {
+    pub(crate) fn new(tls: Option<dfs_tls::ClientTls>) -> DatanodePool {
+        DatanodePool {
+            channels: DashMap::new(),
+            tls,
+        }
+    }
+
     /// A client for the datanode at `addr` (host:port), with message limits raised for 1 MiB
     /// chunks.
     pub(crate) fn client(&self, addr: &str) -> Result<DataTransferClient<Channel>> {
         let channel = match self.channels.get(addr) {
             Some(ch) => ch.clone(),
             None => {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                let endpoint = dfs_tls::grpc_endpoint(addr, self.tls.as_ref())
                     .map_err(|source| Error::DatanodeAddr {
                         addr: addr.to_string(),
                         source,

@@ -32,6 +32,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The namenodes of one cluster and the HTTP client shared by every call.
 pub(crate) struct Namenodes {
     http: reqwest::Client,
+    /// With TLS: the CA namenodes' certificates must chain to (calls use `https://`).
+    tls: Option<dfs_tls::ClientTls>,
     addrs: Vec<String>,
     failover_timeout: Duration,
     /// The namenode to ask first: the last one that answered (or the leader it named).
@@ -44,13 +46,13 @@ pub(crate) struct Namenodes {
 }
 
 impl Namenodes {
-    pub(crate) fn new(config: &ClientConfig) -> Result<Namenodes> {
+    pub(crate) fn new(config: &ClientConfig, tls: Option<dfs_tls::ClientTls>) -> Result<Namenodes> {
         let first = config
             .namenodes
             .first()
             .cloned()
             .ok_or_else(|| Error::Config("no namenode addresses configured".to_string()))?;
-        let http = reqwest::Client::builder()
+        let http = dfs_tls::http_client(tls.as_ref())
             .default_headers(credential_headers(config)?)
             .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
             .timeout(config.request_timeout)
@@ -61,6 +63,7 @@ impl Namenodes {
             })?;
         Ok(Namenodes {
             http,
+            tls,
             addrs: config.namenodes.clone(),
             failover_timeout: config.failover_timeout,
             leader: Mutex::new(first),
@@ -68,6 +71,11 @@ impl Namenodes {
             next_request: AtomicU64::new(1),
             identity: crate::identity::process_identity(),
         })
+    }
+
+    /// The TLS setting calls to namenodes use.
+    pub(crate) fn tls(&self) -> Option<&dfs_tls::ClientTls> {
+        self.tls.as_ref()
     }
 
     /// The namenode calls go to first.
@@ -160,13 +168,13 @@ impl Namenodes {
     }
 
     /// One request to one namenode.
-    async fn call_once<E: Endpoint>(
+    pub(crate) async fn call_once<E: Endpoint>(
         &self,
         addr: &str,
         req: &E::Request,
         request_id: Option<&str>,
     ) -> Result<E::Response> {
-        let url = format!("http://{addr}{}", E::PATH);
+        let url = format!("{}://{addr}{}", dfs_tls::scheme(self.tls()), E::PATH);
         let mut builder = match E::METHOD {
             Method::Get => self.http.get(url).query(req),
             Method::Post => self.http.post(url).json(req),

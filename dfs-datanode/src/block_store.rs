@@ -34,6 +34,9 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
+/// How much more space a write of unknown length claims at a time as its block grows.
+pub const RESERVE_STEP: u64 = 8 * 1024 * 1024;
+
 /// What went wrong with a block store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -235,6 +238,23 @@ impl BlockStore {
         space::measure(&self.data_dir, self.limits, used, pending).context("measure free space")
     }
 
+    /// Counts at least `need` (up to [`RESERVE_STEP`]) more bytes as promised to `r`'s write in
+    /// progress, if there is room for them above the reserve (`NoSpace` otherwise); answers how
+    /// many. Two writers growing at once may overshoot by one step each: the reserve absorbs it.
+    fn reserve_more(&self, r: Replica, need: u64) -> Result<u64, StoreError> {
+        let remaining = self.space()?.remaining;
+        if remaining < need {
+            return Err(StoreError::NoSpace {
+                replica: r,
+                needed: need,
+                remaining,
+            });
+        }
+        let grow = need.max(RESERVE_STEP.min(remaining));
+        self.state().pending += grow;
+        Ok(grow)
+    }
+
     /// Starts writing a new replica. Refused if the replica exists or is being written, or if
     /// there is less room than `expected_length`.
     pub fn create(
@@ -261,7 +281,7 @@ impl BlockStore {
         let mut writer = BlockWriter {
             store: Arc::clone(self),
             replica: r,
-            expected_length,
+            reserved: expected_length,
             tmp_data: self.tmp.join(r.file_name()),
             tmp_meta: self.tmp.join(format!("{}.meta", r.file_name())),
             file: None,
@@ -376,7 +396,10 @@ fn load_or_create_id(data_dir: &Path, tmp: &Path) -> Result<DatanodeId, StoreErr
 pub struct BlockWriter {
     store: Arc<BlockStore>,
     replica: Replica,
-    expected_length: u64,
+    /// Bytes this writer counts in the store's `pending` space: the expected length, grown in
+    /// [`RESERVE_STEP`]s while a block of unknown length arrives, so that it stops at the
+    /// reserve instead of filling the disk.
+    reserved: u64,
     tmp_data: PathBuf,
     tmp_meta: PathBuf,
     file: Option<File>,
@@ -397,6 +420,12 @@ impl BlockWriter {
             context: "append to a block",
             source: io::Error::other("writer already closed"),
         })?;
+        let needed = self.length + data.len() as u64;
+        if needed > self.reserved {
+            self.reserved += self
+                .store
+                .reserve_more(self.replica, needed - self.reserved)?;
+        }
         file.write_all(data).context("write a block file")?;
         self.length += data.len() as u64;
         self.crcs.extend_from_slice(crcs);
@@ -442,7 +471,7 @@ impl Drop for BlockWriter {
         }
         let mut st = self.store.state();
         st.writing.remove(&self.replica);
-        st.pending = st.pending.saturating_sub(self.expected_length);
+        st.pending = st.pending.saturating_sub(self.reserved);
     }
 }
 

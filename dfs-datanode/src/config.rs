@@ -35,11 +35,22 @@ pub struct Config {
     pub scrub_rate: u64,
     /// Pause between two scrub passes over every replica.
     pub scrub_interval: Duration,
+    /// A gRPC connection on which nothing is read or written for this long is closed (a peer
+    /// that connects and says nothing); a write stream whose next message takes this long is
+    /// cut off. Live connections carry HTTP/2 pings every 30 s, so this must be longer.
+    pub idle_timeout: Duration,
     /// Shape of the log lines (read by the binary, which starts logging).
     pub log_format: LogFormat,
     /// The cluster secret file (see `docs/SECURITY.md`). `None`: dev mode, no authentication
     /// to namenodes and no block token checks.
     pub secret_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) the gRPC and HTTP listeners serve with; `None`: no TLS.
+    /// Set with `tls_key` and `tls_ca` (see `docs/SECURITY.md`).
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that namenodes' and other datanodes' certificates must chain to.
+    pub tls_ca: Option<PathBuf>,
 }
 
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9866";
@@ -48,6 +59,7 @@ pub const DEFAULT_RESERVED: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_REPLICATION_BANDWIDTH: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Config {
     /// A configuration with defaults, for tests and embedding.
@@ -65,8 +77,12 @@ impl Config {
             replication_bandwidth: DEFAULT_REPLICATION_BANDWIDTH,
             scrub_rate: DEFAULT_SCRUB_RATE,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             log_format: LogFormat::Text,
             secret_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 
@@ -117,10 +133,30 @@ impl Config {
         if let Some(v) = cli.scrub_interval.or(file.scrub_interval) {
             config.scrub_interval = v;
         }
+        if let Some(v) = cli.idle_timeout.or(file.idle_timeout) {
+            config.idle_timeout = v;
+        }
         if let Some(v) = cli.log_format.or(file.log_format) {
             config.log_format = v;
         }
         config.secret_file = cli.secret_file.or(file.secret_file);
+        config.tls_cert = cli.tls_cert.or(file.tls_cert);
+        config.tls_key = cli.tls_key.or(file.tls_key);
+        config.tls_ca = cli.tls_ca.or(file.tls_ca);
+        if dfs_tls::check_daemon_settings(
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+            config.tls_ca.as_deref(),
+        )
+        .is_err()
+        {
+            return Err(ConfigError::Invalid(
+                "--tls-cert, --tls-key and --tls-ca go together: set all three or none",
+            ));
+        }
+        if config.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid("--idle-timeout must be at least 1s"));
+        }
         if config.heartbeat_interval.is_zero() || config.block_report_interval.is_zero() {
             return Err(ConfigError::Invalid("intervals must be longer than zero"));
         }
@@ -142,8 +178,12 @@ impl Config {
             replication_bandwidth: Some(ByteSize(self.replication_bandwidth)),
             scrub_rate: Some(ByteSize(self.scrub_rate)),
             scrub_interval: Some(self.scrub_interval),
+            idle_timeout: Some(self.idle_timeout),
             log_format: Some(self.log_format),
             secret_file: self.secret_file.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_ca: self.tls_ca.clone(),
         };
         toml::to_string(&file)
     }
@@ -208,6 +248,9 @@ pub struct Cli {
     /// Pause between scrub passes, e.g. 24h [default: 24h].
     #[arg(long, env = "DFS_DATANODE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     pub scrub_interval: Option<Duration>,
+    /// Close a gRPC connection or write stream idle this long, e.g. 5m [default: 5m].
+    #[arg(long, env = "DFS_DATANODE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
     /// Log lines as `text` or `json` [default: text].
     #[arg(long, env = "DFS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -215,6 +258,16 @@ pub struct Cli {
     /// datanode runs unauthenticated (dev mode).
     #[arg(long, env = "DFS_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+    /// Serve gRPC and HTTP over TLS with this certificate chain (PEM); needs --tls-key and
+    /// --tls-ca [default: no TLS].
+    #[arg(long, env = "DFS_DATANODE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "DFS_DATANODE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) namenodes' and other datanodes' certificates must chain to.
+    #[arg(long, env = "DFS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// TOML file with the same settings (snake_case keys).
     #[arg(long, env = "DFS_DATANODE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -243,8 +296,13 @@ struct FileConfig {
     scrub_rate: Option<ByteSize>,
     #[serde(default, with = "humantime_serde")]
     scrub_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
     log_format: Option<LogFormat>,
     secret_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -387,12 +445,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_go_together() {
+        let base = ["dfs-datanode", "--data-dir", "/d", "--namenodes", "a:1"];
+        let partial =
+            Cli::try_parse_from(base.iter().chain(&["--tls-cert", "/c.pem"])).expect("parse");
+        let err = Config::load(partial).expect_err("cert without key and CA");
+        assert!(err.to_string().contains("--tls-key"), "{err}");
+        let all = [
+            "--tls-cert",
+            "/c.pem",
+            "--tls-key",
+            "/c.key",
+            "--tls-ca",
+            "/ca.pem",
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(&all)).expect("parse");
+        let c = Config::load(cli).expect("all three");
+        assert_eq!(c.tls_ca, Some(PathBuf::from("/ca.pem")));
+    }
+
+    #[test]
     fn printed_config_reads_back_as_the_same_config() {
         let mut c = Config::new("/srv/dn1", vec!["a:1".into(), "b:2".into()]);
         c.capacity = Some(10 << 30);
         c.advertise_host = Some("dn1.example".into());
         c.scrub_interval = Duration::from_secs(90 * 60);
         c.log_format = LogFormat::Json;
+        c.tls_cert = Some("/etc/dfs/dn1.pem".into());
+        c.tls_key = Some("/etc/dfs/dn1.key".into());
+        c.tls_ca = Some("/etc/dfs/ca.pem".into());
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("dn.toml");
         for config in [c, Config::new("/d", vec!["a:1".into()])] {

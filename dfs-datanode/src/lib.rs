@@ -48,6 +48,15 @@ use transfer::ActiveTransfers;
 /// How long shutdown waits for servers and loops to finish.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// TCP keepalive and HTTP/2 ping interval on gRPC connections: a peer that vanished is found.
+const GRPC_KEEPALIVE: Duration = Duration::from_secs(30);
+/// A ping not answered within this closes the connection.
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent gRPC streams one connection may open (writes, pipeline forwards and reads).
+const GRPC_MAX_STREAMS: u32 = 256;
+/// Largest header block a gRPC request may carry (a block token is well under 1 KiB).
+const GRPC_MAX_HEADER_LIST: u32 = 16 * 1024;
+
 /// What the services and loops of one datanode share.
 pub(crate) struct Node {
     store: Arc<BlockStore>,
@@ -67,6 +76,8 @@ pub(crate) struct Node {
     metrics: metrics::Metrics,
     /// Checks the block access token of every transfer.
     tokens: auth::TokenCheck,
+    /// A write stream whose next message takes longer than this is cut off.
+    idle_timeout: Duration,
 }
 
 impl Node {
@@ -142,12 +153,27 @@ pub async fn run(
         .local_addr()
         .context("read the HTTP address")?;
     let host = advertise_host(&config, grpc_local);
+    let (server_tls, client_tls) = {
+        let (cert, key, ca) = (
+            config.tls_cert.clone(),
+            config.tls_key.clone(),
+            config.tls_ca.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                dfs_tls::ServerTls::load_optional(cert.as_deref(), key.as_deref())?,
+                dfs_tls::ClientTls::load_optional(ca.as_deref())?,
+            ))
+        })
+        .await??
+    };
     let node = Arc::new(Node {
         store,
         grpc_addr: host_port(&host, grpc_local.port()),
         http_addr: host_port(&host, http_local.port()),
-        peers: Peers::default(),
-        rest: NamenodeClient::new(secret.as_ref()).context("build the namenode HTTP client")?,
+        peers: Peers::new(client_tls.clone()),
+        rest: NamenodeClient::new(secret.as_ref(), client_tls.as_ref())
+            .context("build the namenode HTTP client")?,
         reports: Reports::new(config.namenodes.len()),
         transfers: Arc::default(),
         heartbeat_interval: config.heartbeat_interval,
@@ -155,6 +181,7 @@ pub async fn run(
         replication_throttle: Arc::new(throttle::Throttle::new(config.replication_bandwidth)),
         metrics: metrics::Metrics::new(),
         tokens: auth::TokenCheck::new(secret.as_ref()),
+        idle_timeout: config.idle_timeout,
     });
     tracing::info!(
         datanode_id = %node.store.datanode_id(),
@@ -167,12 +194,29 @@ pub async fn run(
     // Our own token, so a failing server can stop everything without touching the caller's.
     let stop = shutdown.child_token();
     let mut servers = JoinSet::new();
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    let grpc = tonic::transport::Server::builder()
+    let idle = config.idle_timeout;
+    let incoming = tokio_stream::StreamExt::map(
+        tonic::transport::server::TcpIncoming::from(grpc_listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(GRPC_KEEPALIVE)),
+        move |tcp| tcp.map(|tcp| dfs_proto::idle::IdleIo::new(tcp, idle, None)),
+    );
+    // A peer that vanishes (no FIN) is found by HTTP/2 pings; streams per connection are
+    // bounded; a write stream that stalls is cut off in `transfer::write`.
+    let mut grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(GRPC_MAX_STREAMS)
+        .http2_max_header_list_size(GRPC_MAX_HEADER_LIST);
+    if let Some(tls) = &server_tls {
+        grpc = grpc.tls_config(tls.grpc()).context("gRPC TLS settings")?;
+    }
+    let grpc = grpc
         .add_service(transfer::server(Arc::clone(&node)))
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     servers.spawn(async move { grpc.await.context("serve gRPC") });
+    let http_listener = dfs_tls::HttpListener::new(http_listener, server_tls.as_ref())
+        .context("start the TLS listener")?;
     let http = axum::serve(http_listener, http::router(Arc::clone(&node)))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     servers.spawn(async move { http.await.context("serve HTTP") });

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,9 +19,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
+    /// With TLS: the CA peers' certificates must chain to.
+    tls: Option<dfs_tls::ClientTls>,
 }
 
 impl Peers {
+    pub fn new(tls: Option<dfs_tls::ClientTls>) -> Peers {
+        Peers {
+            channels: Mutex::default(),
+            tls,
+        }
+    }
+
     /// A client for the datanode at `addr`. The channel connects lazily and reconnects on its
     /// own after a failure, so it is kept even when the peer is down.
     pub fn client(&self, addr: &str) -> Result<DataTransferClient<Channel>, Status> {
@@ -29,7 +38,7 @@ impl Peers {
         let channel = match channels.get(addr) {
             Some(channel) => channel.clone(),
             None => {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                let endpoint = dfs_tls::grpc_endpoint(addr, self.tls.as_ref())
                     .map_err(|e| {
                         Status::invalid_argument(format!("bad datanode address {addr:?}: {e}"))
                     })?

@@ -52,23 +52,32 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 pub struct NamenodeClient {
     http: reqwest::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl NamenodeClient {
-    /// With `secret`, every call carries the cluster credential namenodes require.
-    pub fn new(secret: Option<&ClusterSecret>) -> anyhow::Result<NamenodeClient> {
+    /// With `secret`, every call carries the cluster credential namenodes require; with `tls`,
+    /// calls use HTTPS and accept only namenodes whose certificate that CA signed.
+    pub fn new(
+        secret: Option<&ClusterSecret>,
+        tls: Option<&dfs_tls::ClientTls>,
+    ) -> anyhow::Result<NamenodeClient> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(secret) = secret {
             let mut value = reqwest::header::HeaderValue::try_from(secret.authorization())?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let http = dfs_tls::http_client(tls)
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()?;
-        Ok(NamenodeClient { http })
+        Ok(NamenodeClient {
+            http,
+            scheme: dfs_tls::scheme(tls),
+        })
     }
 
     /// POSTs `request` as JSON to `E::PATH` on `namenode` (host:port).
@@ -89,7 +98,7 @@ impl NamenodeClient {
         };
         let response = self
             .http
-            .post(format!("http://{namenode}{}", E::PATH))
+            .post(format!("{}://{namenode}{}", self.scheme, E::PATH))
             .json(request)
             .send()
             .await

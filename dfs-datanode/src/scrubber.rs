@@ -114,7 +114,7 @@ pub async fn run(
             if let Verdict::Corrupt(reason) = verdict {
                 bad += 1;
                 node.metrics.scrub_corrupt.increment(1);
-                tracing::error!(%replica, %reason, "scrubber found a corrupt replica");
+                tracing::warn!(%replica, %reason, "scrubber found a corrupt replica");
                 if report(&node, &namenodes, replica).await {
                     reported.insert(replica);
                 }

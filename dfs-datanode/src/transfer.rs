@@ -6,7 +6,11 @@
 //! - `DATA_LOSS`: a chunk whose data does not match its CRC32C (nothing is kept), or a stored
 //!   replica found damaged when read.
 //! - `ALREADY_EXISTS`: the replica (same id and generation) is stored or being written.
-//! - `RESOURCE_EXHAUSTED`: not enough space for the block's expected length.
+//! - `INVALID_ARGUMENT` also: an expected length, or a stream, beyond
+//!   [`dfs_proto::MAX_BLOCK_SIZE`].
+//! - `RESOURCE_EXHAUSTED`: not enough space above the reserve for the block's expected length, or
+//!   (length unknown) for the bytes as they arrive: the write stops before the disk is full.
+//! - `DEADLINE_EXCEEDED`: the writer sent no message for the idle timeout; nothing is kept.
 //! - `NOT_FOUND`: no such replica (a stale generation included).
 //! - `OUT_OF_RANGE`: a read offset beyond the replica's length.
 //! - `UNAVAILABLE`: a downstream datanode failed; the message names it, and the

@@ -35,6 +35,10 @@ pub struct Args {
     /// `secret_file`].
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+    /// CA certificate (PEM) of a cluster that serves TLS [default: DFS_TLS_CA, else the
+    /// client config file's `tls_ca`; without one, plain HTTP].
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Mount options: allow_other, allow_root, ro, default_permissions, auto_unmount,
     /// fsname=NAME, metrics_listen=ADDR, noexec, nosuid, nodev, noatime, ...
     #[arg(short = 'o', value_name = "OPTS", env = "DFS_FUSE_OPTIONS")]
@@ -86,6 +90,7 @@ struct FileConfig {
     log: Option<PathBuf>,
     log_format: Option<LogFormat>,
     secret_file: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -148,6 +153,9 @@ impl Settings {
         if let Some(path) = args.secret_file.or(file.secret_file) {
             client.secret_file = Some(path);
         }
+        if let Some(path) = args.tls_ca.or(file.tls_ca) {
+            client.tls_ca = Some(path);
+        }
         let options: Vec<String> = file
             .options
             .unwrap_or_default()
@@ -191,6 +199,7 @@ impl Settings {
             log: self.log.clone(),
             log_format: Some(self.log_format),
             secret_file: self.client.secret_file.clone(),
+            tls_ca: self.client.tls_ca.clone(),
         };
         toml::to_string(&file).context("write the configuration as TOML")
     }
@@ -308,6 +317,8 @@ mod tests {
             "2.5",
             "--log",
             "/var/log/dfs-fuse.log",
+            "--tls-ca",
+            "/etc/dfs/ca.pem",
             "/mnt/dfs",
         ])
         .expect("valid");
@@ -317,6 +328,7 @@ mod tests {
         assert_eq!(again.to_toml().expect("serialize"), text);
         assert_eq!(again.client.namenodes, first.client.namenodes);
         assert_eq!(again.client.failover_timeout, Duration::from_millis(2500));
+        assert_eq!(again.client.tls_ca, Some(PathBuf::from("/etc/dfs/ca.pem")));
         assert_eq!(again.mount_options(), first.mount_options());
     }
 

@@ -37,6 +37,10 @@ pub struct Settings {
     pub block_size: u64,
     pub replication: u32,
     pub lease_ms: u64,
+    /// Most write leases one client may hold (checked before an open is proposed).
+    pub max_leases_per_client: u32,
+    /// Longest a REST request may take (see [`crate::api::request_timeout`]).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Shared by every handler and background task.
@@ -58,6 +62,11 @@ pub struct Node {
     pub events: Events,
     /// The cluster credential requests must carry, and the block token signer.
     pub security: crate::api::auth::Security,
+    /// Where the Raft log and snapshots live (a promotion marker is written there).
+    pub data_dir: std::path::PathBuf,
+    /// Cancelled to restart this namenode's Raft node in-process (after `ha promote`): the
+    /// REST listener stays, everything else is built again from disk.
+    pub restart: tokio_util::sync::CancellationToken,
 }
 
 /// The wall clock as a timestamp (the leader stamps proposals with it).

@@ -65,6 +65,10 @@ pub enum ErrorCode {
     /// The file is not open for this operation (a write through a read-only handle).
     #[serde(rename = "EBADF")]
     BadFd,
+    /// The client holds as many write leases (files open for writing) as the namenode allows
+    /// one client (`max_leases_per_client`).
+    #[serde(rename = "EMFILE")]
+    TooManyOpen,
     /// The request carries no valid cluster credential (HTTP 401).
     #[serde(rename = "PERMISSION_DENIED")]
     PermissionDenied,
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::Range => libc::ERANGE,
             ErrorCode::BadFd => libc::EBADF,
             ErrorCode::PermissionDenied => libc::EACCES,
+            ErrorCode::TooManyOpen => libc::EMFILE,
         }
     }
 
@@ -108,6 +113,7 @@ impl ErrorCode {
             ErrorCode::Perm | ErrorCode::Access => 403,
             ErrorCode::PermissionDenied => 401,
             ErrorCode::TooBig => 413,
+            ErrorCode::TooManyOpen => 429,
             ErrorCode::NotLeader => 421,
             ErrorCode::Unavailable | ErrorCode::NoSpace => 503,
             ErrorCode::Io => 500,
@@ -151,6 +157,7 @@ impl ErrorCode {
             ErrorCode::Range => "ERANGE",
             ErrorCode::BadFd => "EBADF",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::TooManyOpen => "EMFILE",
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod checksum;
 pub mod error;
 pub mod identity;
+pub mod idle;
 pub mod ids;
 pub mod log_format;
 #[cfg(feature = "logging")]
@@ -34,6 +35,10 @@ pub use ids::{BlockId, ClientId, DatanodeId, Generation, InodeId, NamenodeId};
 pub use log_format::LogFormat;
 pub use name::{DfsPath, Name, NameError};
 pub use secret::ClusterSecret;
+
+/// Largest block a datanode stores (4 GiB): a WriteBlock announcing or streaming more is refused,
+/// and a namenode refuses a larger block size.
+pub const MAX_BLOCK_SIZE: u64 = 4 << 30;
 
 /// Largest gRPC message either side accepts: a data chunk of up to 1 MiB plus its checksums
 /// and framing, with room to spare.

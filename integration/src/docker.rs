@@ -33,6 +33,12 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The compose cluster's secret, which `docker/build-images` generates if missing and compose
+/// mounts into every container.
+pub fn secret_file() -> PathBuf {
+    repo_root().join("docker/secrets/cluster-secret")
+}
+
 /// Why Docker cannot be used here, or `None` when the daemon answers and a compose is installed.
 pub fn unavailable() -> Option<String> {
     let answers = |program: &str, args: &[&str]| {
@@ -139,12 +145,13 @@ pub struct Compose {
     pub net_prefix: String,
     /// Host ports (on 127.0.0.1) published for the three namenodes.
     pub nn_ports: [u16; 3],
+    /// Carries the cluster credential (from [`secret_file`]).
     http: reqwest::Client,
 }
 
 impl Compose {
     /// A project named `dfs-test-<pid>` on a /24 no route of this host uses yet. Nothing runs
-    /// until [`Compose::up`].
+    /// until [`Compose::up`]. The images must be built (and with them the secret) first.
     pub fn new() -> Result<Compose> {
         let program = compose_program().context("no docker compose")?;
         let pid = std::process::id();
@@ -159,6 +166,7 @@ impl Compose {
             net_prefix,
             nn_ports: [free_port()?, free_port()?, free_port()?],
             http: reqwest::Client::builder()
+                .default_headers(credential()?)
                 .connect_timeout(Duration::from_secs(3))
                 .timeout(Duration::from_secs(10))
                 .build()?,
@@ -350,6 +358,18 @@ fn routes_cover(routes: &str, prefix: &str) -> bool {
     })
 }
 
+/// The `Authorization` header of the compose cluster's secret.
+fn credential() -> Result<reqwest::header::HeaderMap> {
+    let secret = dfs_proto::ClusterSecret::load(&secret_file())
+        .context("the compose cluster's secret (docker/build-images makes it)")?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::try_from(secret.authorization())?,
+    );
+    Ok(headers)
+}
+
 /// `dfs-fuse` of the workspace mounting a compose cluster on a host directory.
 pub struct HostMount {
     pub dir: PathBuf,
@@ -358,13 +378,16 @@ pub struct HostMount {
 }
 
 impl HostMount {
-    /// Mounts `namenodes` (host:port,...) at `dir` and waits until the mount is live.
+    /// Mounts `namenodes` (host:port,...) at `dir`, with the compose cluster's secret, and waits
+    /// until the mount is live.
     pub fn start(namenodes: &str, dir: &Path, log: &Path) -> Result<HostMount> {
         std::fs::create_dir_all(dir)?;
         let out = std::fs::File::create(log).context("create the mount's log")?;
         let child = Command::new(bin("dfs-fuse")?)
             .arg("--namenodes")
             .arg(namenodes)
+            .arg("--secret-file")
+            .arg(secret_file())
             .arg(dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -135,6 +135,25 @@ impl Daemon {
         }
     }
 
+    /// Waits up to `timeout` for the daemon to exit on its own (a start that fails); its exit
+    /// status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let Some(child) = self.child.as_mut() else {
+            bail!("{} is not running", self.name);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("{} still running after {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => matches!(c.try_wait(), Ok(None)),
@@ -169,6 +188,16 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     pub dead_after: Duration,
     pub lease: Duration,
+    /// Serve REST and gRPC over TLS with these files; `None` (the default): plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A CA and one certificate (for 127.0.0.1) that every daemon of a test cluster serves with.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ClusterConfig {
@@ -181,6 +210,7 @@ impl Default for ClusterConfig {
             heartbeat: Duration::from_millis(500),
             dead_after: Duration::from_secs(6),
             lease: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -233,13 +263,24 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let nn_addrs: Vec<String> = nn_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let tls_args: Vec<String> = match &config.tls {
+            Some(tls) => vec![
+                "--tls-cert".into(),
+                tls.cert.display().to_string(),
+                "--tls-key".into(),
+                tls.key.display().to_string(),
+                "--tls-ca".into(),
+                tls.ca.display().to_string(),
+            ],
+            None => Vec::new(),
+        };
 
         let mut namenodes = Vec::new();
         for (i, addr) in nn_addrs.iter().enumerate() {
             let id = i as u64 + 1;
             let dir = root.path().join(format!("nn{id}"));
             std::fs::create_dir_all(&dir)?;
-            let args = vec![
+            let mut args: Vec<String> = vec![
                 "--node-id".into(),
                 id.to_string(),
                 "--listen".into(),
@@ -261,6 +302,7 @@ impl Cluster {
                 "--secret-file".into(),
                 secret_file.display().to_string(),
             ];
+            args.extend(tls_args.iter().cloned());
             let daemon = Daemon::new(
                 format!("namenode {id}"),
                 bin("dfs-namenode")?,
@@ -281,7 +323,7 @@ impl Cluster {
             std::fs::create_dir_all(&dir)?;
             let grpc_addr = format!("127.0.0.1:{}", free_port()?);
             let http_addr = format!("127.0.0.1:{}", free_port()?);
-            let args = vec![
+            let mut args: Vec<String> = vec![
                 "--data-dir".into(),
                 dir.display().to_string(),
                 "--namenodes".into(),
@@ -297,6 +339,7 @@ impl Cluster {
                 "--secret-file".into(),
                 secret_file.display().to_string(),
             ];
+            args.extend(tls_args.iter().cloned());
             let daemon = Daemon::new(
                 format!("datanode {}", i + 1),
                 bin("dfs-datanode")?,
@@ -316,7 +359,8 @@ impl Cluster {
             reqwest::header::AUTHORIZATION,
             reqwest::header::HeaderValue::try_from(secret.authorization())?,
         );
-        let http = reqwest::Client::builder()
+        let client_tls = dfs_tls::ClientTls::load_optional(config.tls.as_ref().map(|t| &*t.ca))?;
+        let http = dfs_tls::http_client(client_tls.as_ref())
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -353,7 +397,21 @@ impl Cluster {
         let mut config =
             dfs_client::ClientConfig::new(self.namenodes.iter().map(|n| n.addr.clone()).collect());
         config.secret_file = Some(self.secret_file.clone());
+        config.tls_ca = self.tls_ca().map(Path::to_path_buf);
         Ok(dfs_client::Client::new(config)?)
+    }
+
+    /// The CA file clients of this cluster need, if it serves TLS.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.config.tls.as_ref().map(|t| t.ca.as_path())
+    }
+
+    /// `https` if the cluster serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        match self.config.tls {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 
     /// The cluster secret.
@@ -391,7 +449,12 @@ impl Cluster {
         namenode: usize,
         req: &E::Request,
     ) -> Result<(u16, serde_json::Value)> {
-        let url = format!("http://{}{}", self.namenodes[namenode].addr, E::PATH);
+        let url = format!(
+            "{}://{}{}",
+            self.scheme(),
+            self.namenodes[namenode].addr,
+            E::PATH
+        );
         let builder = match E::METHOD {
             Method::Get => self.http.get(&url).query(req),
             Method::Post => self.http.post(&url).json(req),
@@ -469,7 +532,11 @@ impl Cluster {
 
     /// Runs the `dfs` CLI against this cluster.
     pub fn dfs(&self, args: &[&str]) -> Result<std::process::Output> {
-        let out = Command::new(bin("dfs")?)
+        let mut cmd = Command::new(bin("dfs")?);
+        if let Some(ca) = self.tls_ca() {
+            cmd.env("DFS_TLS_CA", ca);
+        }
+        let out = cmd
             .arg("--namenodes")
             .arg(self.namenodes_arg())
             .env("DFS_SECRET_FILE", &self.secret_file)

@@ -45,6 +45,7 @@ impl Mount {
             .arg("--namenodes")
             .arg(cluster.namenodes_arg())
             .env("DFS_SECRET_FILE", &cluster.secret_file)
+            .envs(cluster.tls_ca().map(|ca| ("DFS_TLS_CA", ca)))
             .args(extra_args)
             .arg(&dir)
             .env(

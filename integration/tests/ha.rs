@@ -323,3 +323,73 @@ async fn leader_killed_and_restarted_five_times_under_load() -> Result<()> {
 async fn isolated_leader_cannot_commit() -> Result<()> {
     partition::isolated_leader_cannot_commit().await
 }
+
+/// Two namenodes: the survivor of a leader crash cannot elect alone; `dfs admin ha promote`
+/// (refused while the other runs) makes it the only voter, with every acknowledged change, and
+/// the promotion survives its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivor_of_two_namenodes_is_promoted_by_hand() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterConfig {
+        namenodes: 2,
+        ..ClusterConfig::default()
+    })
+    .await?;
+    let local = cluster.scratch("before.bin");
+    integration::random_file(&local, 3 * 1024 * 1024 + 17, 7)?;
+    cluster.dfs_ok(&["mkdir", "/kept"])?;
+    cluster.dfs_ok(&[
+        "put",
+        local.to_str().unwrap_or_default(),
+        "/kept/before.bin",
+    ])?;
+
+    let leader = cluster.leader().await?;
+    let survivor = 1 - leader;
+    let addr = cluster.namenodes[survivor].addr.clone();
+
+    // While the other namenode runs, promoting would split the group: refused, nothing changes.
+    let refused = cluster.dfs(&["admin", "ha", "promote", &addr])?;
+    ensure!(
+        !refused.status.success(),
+        "promote succeeded beside a live leader"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    ensure!(stderr.contains("still accepts connections"), "{stderr}");
+    ensure!(cluster.leader().await? == leader, "the leader changed");
+
+    // The leader dies: the survivor alone is no majority, so writes stop...
+    cluster.namenodes[leader].daemon.kill9()?;
+    let status = status_of(&cluster, &addr)
+        .await
+        .context("survivor status")?;
+    ensure!(status.role != NamenodeRole::Leader, "{status:?}");
+
+    // ... until it is promoted.
+    let out = cluster.dfs_ok(&["admin", "ha", "promote", &addr])?;
+    ensure!(out.contains("leader"), "promote printed: {out}");
+    cluster.dfs_ok(&["mkdir", "/after"])?;
+    let back = cluster.scratch("back.bin");
+    cluster.dfs_ok(&["get", "/kept/before.bin", back.to_str().unwrap_or_default()])?;
+    ensure!(
+        std::fs::read(&back)? == std::fs::read(&local)?,
+        "file changed"
+    );
+
+    // The promotion is on disk: after a crash the survivor leads alone again.
+    cluster.namenodes[survivor].daemon.kill9()?;
+    cluster.namenodes[survivor].daemon.start()?;
+    poll_until(ELECTION, || async {
+        let s = status_of(&cluster, &addr).await?;
+        (s.role == NamenodeRole::Leader && s.members.len() == 1).then_some(())
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "survivor did not lead alone\n{}",
+            cluster.logs_for_failure()
+        )
+    })?;
+    let ls = cluster.dfs_ok(&["ls", "/"])?;
+    ensure!(ls.contains("after") && ls.contains("kept"), "ls /: {ls}");
+    Ok(())
+}

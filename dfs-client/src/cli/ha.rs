@@ -1,14 +1,15 @@
 //! `dfs admin ha`: the namenode group's status (asked of every configured namenode, so an
-//! unreachable one shows as such), and adding or removing a namenode at run time.
+//! unreachable one shows as such), adding or removing a namenode at run time, and promoting the
+//! survivor of a two-namenode group.
 
 use crate::Client;
 use clap::Subcommand;
 use dfs_proto::NamenodeId;
 use dfs_proto::rest::{
-    Endpoint, HaAddNode, HaRemoveNode, HaStatus, HaStatusResponse, NamenodeRole,
+    Empty, HaAddNode, HaPromote, HaRemoveNode, HaStatus, HaStatusResponse, NamenodeRole,
 };
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
 pub enum HaCommand {
@@ -23,7 +24,15 @@ pub enum HaCommand {
     Add { id: u64, addr: String },
     /// Remove namenode ID from the voters (stop it afterwards).
     Remove { id: u64 },
+    /// Make the namenode at ADDR (host:port) the only voter of a two-namenode group whose other
+    /// namenode is down. Refused while the other still accepts connections. Risk: if the other
+    /// is alive but cut off, both may take writes and diverge; never start it again on its old
+    /// data directory (empty it and `dfs admin ha add` it back). See docs/OPERATIONS.md.
+    Promote { addr: String },
 }
+
+/// How long `promote` waits for the promoted namenode to lead.
+const PROMOTE_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs one `dfs admin ha` command; false if it failed.
 pub async fn run(client: &Client, command: HaCommand) -> bool {
@@ -39,6 +48,42 @@ pub async fn run(client: &Client, command: HaCommand) -> bool {
         HaCommand::Remove { id } => {
             let req = dfs_proto::rest::HaRemoveNodeRequest { id: NamenodeId(id) };
             report(client.call::<HaRemoveNode>(&req).await, "remove namenode")
+        }
+        HaCommand::Promote { addr } => promote(client, &addr).await,
+    }
+}
+
+/// Asks `addr` to promote itself, then waits until it answers as leader.
+async fn promote(client: &Client, addr: &str) -> bool {
+    if let Err(e) = client.call_at::<HaPromote>(addr, &Empty {}).await {
+        // The namenode's own words say why (the other still runs, not two voters, ...).
+        eprintln!("dfs: cannot promote {addr}: {e}");
+        return false;
+    }
+    let deadline = Instant::now() + PROMOTE_WAIT;
+    loop {
+        match client.call_at::<HaStatus>(addr, &Empty {}).await {
+            Ok(s) if s.role == NamenodeRole::Leader => {
+                print!("{}", status_text(&s));
+                return true;
+            }
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(s) => {
+                eprintln!(
+                    "dfs: {addr} accepted the promotion but is {} after {PROMOTE_WAIT:?}",
+                    role_name(Some(&s.role))
+                );
+                return false;
+            }
+            Err(e) => {
+                eprintln!(
+                    "dfs: {addr} accepted the promotion but does not answer: {}",
+                    super::describe(&e)
+                );
+                return false;
+            }
         }
     }
 }
@@ -56,34 +101,13 @@ fn report(result: crate::Result<HaStatusResponse>, what: &str) -> bool {
     }
 }
 
-/// One namenode's answer to `GET /v1/ha/status`, asked directly (not through the leader).
-async fn ask(http: &reqwest::Client, addr: &str) -> Result<HaStatusResponse, String> {
-    let resp = http
-        .get(format!("http://{addr}{}", HaStatus::PATH))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("answered {}", resp.status()));
-    }
-    resp.json().await.map_err(|e| e.to_string())
-}
-
 async fn status(client: &Client, json: bool) -> bool {
-    let http = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(http) => http,
-        Err(e) => {
-            eprintln!("dfs: cannot build an HTTP client: {e}");
-            return false;
-        }
-    };
     let mut answers = Vec::new();
+    // Each namenode is asked about itself (with the cluster credential), so one that is down
+    // or cut off shows as such.
     for addr in &client.config().namenodes {
-        answers.push((addr.clone(), ask(&http, addr).await));
+        let answer = client.call_at::<HaStatus>(addr, &Empty {}).await;
+        answers.push((addr.clone(), answer.map_err(|e| super::describe(&e))));
     }
     if json {
         let list: Vec<serde_json::Value> = answers

@@ -35,6 +35,10 @@ pub struct Cli {
     /// The cluster secret file (default: DFS_SECRET_FILE, or `secret_file` in client.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub secret_file: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) of a cluster that serves TLS (default: DFS_TLS_CA, or `tls_ca` in
+    /// client.toml; without one, plain HTTP).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -138,6 +142,9 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(mut config) => {
             if let Some(path) = cli.secret_file.clone() {
                 config.secret_file = Some(path);
+            }
+            if let Some(path) = cli.tls_ca.clone() {
+                config.tls_ca = Some(path);
             }
             config
         }

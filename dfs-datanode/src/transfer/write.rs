@@ -36,7 +36,10 @@ pub(super) async fn write_block(
     mut inbound: Streaming<WriteBlockRequest>,
 ) -> Result<WriteBlockResponse, Status> {
     let _transfer = node.transfers.start();
-    let header = match inbound.message().await? {
+    let first = tokio::time::timeout(node.idle_timeout, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no WriteBlock header within the idle timeout"))?;
+    let header = match first? {
         Some(WriteBlockRequest {
             msg: Some(Msg::Header(header)),
         }) => header,
@@ -60,8 +63,14 @@ pub(super) async fn write_block(
         .check(&header.access_token, &block, BlockOp::Write)?;
     tracing::debug!(%replica, downstream = ?header.downstream, "write started");
 
-    let store = Arc::clone(&node.store);
     let expected = header.expected_length;
+    if expected > dfs_proto::MAX_BLOCK_SIZE {
+        return Err(Status::invalid_argument(format!(
+            "expected length {expected} is beyond the largest block ({} bytes)",
+            dfs_proto::MAX_BLOCK_SIZE
+        )));
+    }
+    let store = Arc::clone(&node.store);
     let writer = blocking(move || store.create(replica, expected)).await?;
     let local = LocalWrite::start(writer);
     let mut downstream = match header.downstream.split_first() {
@@ -72,7 +81,15 @@ pub(super) async fn write_block(
         None => None,
     };
 
-    match receive(&mut inbound, &local, downstream.as_mut(), expected).await {
+    match receive(
+        &mut inbound,
+        &local,
+        downstream.as_mut(),
+        expected,
+        node.idle_timeout,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(Stop::Refused(status)) => {
             local.abort().await;
@@ -131,11 +148,17 @@ async fn receive(
     local: &LocalWrite,
     mut downstream: Option<&mut Downstream>,
     expected: u64,
+    idle_timeout: std::time::Duration,
 ) -> Result<(), Stop> {
     let refuse = |msg: String| Err(Stop::Refused(Status::invalid_argument(msg)));
     let mut next_offset = 0u64;
     loop {
-        let chunk = match inbound.message().await {
+        let Ok(next) = tokio::time::timeout(idle_timeout, inbound.message()).await else {
+            return Err(Stop::Refused(Status::deadline_exceeded(format!(
+                "no WriteBlock message for {idle_timeout:?} at offset {next_offset}; nothing kept"
+            ))));
+        };
+        let chunk = match next {
             Ok(Some(WriteBlockRequest {
                 msg: Some(Msg::Chunk(chunk)),
             })) => chunk,
@@ -158,6 +181,12 @@ async fn receive(
         }
         checksum::verify(&chunk).map_err(|e| Stop::Refused(checksum_status(e)))?;
         next_offset += chunk.data.len() as u64;
+        if next_offset > dfs_proto::MAX_BLOCK_SIZE {
+            return refuse(format!(
+                "the block grew past the largest block ({} bytes)",
+                dfs_proto::MAX_BLOCK_SIZE
+            ));
+        }
         if expected != 0 && next_offset > expected {
             return refuse(format!(
                 "the block grew past the {expected} bytes its header announced"

@@ -43,6 +43,15 @@ impl TestNode {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, namenodes: Vec<String>) -> TestNode {
+        Self::start_with(dir, namenodes, |_| {}).await
+    }
+
+    /// Starts with the test defaults changed by `tweak`.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        namenodes: Vec<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestNode {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -54,6 +63,7 @@ impl TestNode {
         let mut config = Config::new(dir.path(), namenodes);
         config.heartbeat_interval = Duration::from_millis(200);
         config.reserved = 0;
+        tweak(&mut config);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(dfs_datanode::run(config, grpc, http, shutdown.clone()));
         let node = TestNode {

@@ -1,10 +1,12 @@
 //! High availability: the namenode group's status from openraft's metrics, adding and removing
-//! namenodes at run time, and the request-id middleware that lets a retried client request be
+//! namenodes at run time, promoting the survivor of a two-namenode group, and the request-id
+//! middleware that lets a retried client request be
 //! applied once (see `raft::dedup`).
 
 use super::AppState;
 use crate::node::REQUEST_ID;
 use crate::raft::dedup::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER};
+use crate::raft::promote::{self, Promotion};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,6 +17,11 @@ use dfs_proto::{ApiError, ErrorCode, NamenodeId};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How long promote waits for the other namenode to accept a connection before taking it for
+/// down.
+const PEER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the rest of the request with its `x-dfs-request-id` (if any) in [`REQUEST_ID`].
 pub async fn with_request_id(req: Request, next: Next) -> Response {
@@ -156,4 +163,85 @@ pub async fn remove(
         .await
         .map_err(membership_error)?;
     status(node, Empty {}).await
+}
+
+/// Makes this namenode the only voter of a two-namenode group whose other namenode is down
+/// (`dfs admin ha promote`; see `raft::promote`). Refused unless the group has exactly two
+/// voters, this is one of them, and the other does not accept connections. Answers this
+/// namenode's status as the Raft node restarts in the new membership.
+pub async fn promote(node: AppState, _: Empty) -> Result<HaStatusResponse, ApiError> {
+    if node.is_leader() {
+        return status(node, Empty {}).await;
+    }
+    let (me, other) = {
+        let metrics = node.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        if !voters.contains(&node.id) {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!("namenode {} is not a voter: nothing to promote", node.id),
+            ));
+        }
+        if voters.len() != 2 {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "promote is for a group of two namenodes that lost one; this group has {} \
+                     voters, and a majority of them elects a leader by itself",
+                    voters.len()
+                ),
+            ));
+        }
+        let addr = |id: u64| membership.get_node(&id).map(|n| n.addr.clone());
+        let other = voters
+            .into_iter()
+            .find(|&v| v != node.id)
+            .unwrap_or(node.id);
+        (addr(node.id), (other, addr(other)))
+    };
+    let (other_id, other_addr) = other;
+    let Some(me) = me else {
+        return Err(ApiError::new(
+            ErrorCode::Io,
+            "this namenode's address is missing from the membership",
+        ));
+    };
+    if let Some(addr) = &other_addr
+        && peer_accepts(addr).await
+    {
+        return Err(ApiError::new(
+            ErrorCode::Busy,
+            format!(
+                "namenode {other_id} at {addr} still accepts connections: promoting now could \
+                 split the group in two; stop it first"
+            ),
+        ));
+    }
+    let promotion = Promotion {
+        node_id: node.id,
+        addr: me,
+    };
+    let data_dir = node.data_dir.clone();
+    tokio::task::spawn_blocking(move || promote::request(&data_dir, &promotion))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Io, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("record the promotion: {e}")))?;
+    tracing::warn!(
+        namenode = node.id,
+        lost = other_id,
+        "promoting this namenode to the only voter; restarting its raft node"
+    );
+    let answer = status(node.clone(), Empty {}).await;
+    node.restart.cancel();
+    answer
+}
+
+/// Whether something accepts TCP connections at `addr` within [`PEER_PROBE_TIMEOUT`].
+async fn peer_accepts(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(PEER_PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }

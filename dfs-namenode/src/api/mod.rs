@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod block_ops;
 pub mod caller;
+pub mod conn_limits;
 pub mod datanode_ops;
 pub mod error;
 pub mod fsck_ops;
@@ -16,11 +17,14 @@ pub mod namespace_ops;
 pub mod xattr_ops;
 
 use crate::node::Node;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dfs_proto::ApiError;
 use dfs_proto::rest::{self, Endpoint, Method};
+use dfs_proto::{ApiError, ErrorCode};
 use error::{ApiJson, ApiQuery, HttpError};
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +59,29 @@ where
                 },
             ),
         ),
+    }
+}
+
+/// Bounds every request, body included, by the configured request timeout: a slower one is
+/// answered 408 with an `UNAVAILABLE` JSON error and its connection is closed, so a peer that
+/// sends its body slowly (or a handler that hangs) cannot hold a task for ever.
+pub async fn request_timeout(State(node): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = node.settings.request_timeout;
+    let what = format!("{} {}", req.method(), req.uri().path());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(request = %what, ?limit, "request timed out");
+            let error = ApiError::new(
+                ErrorCode::Unavailable,
+                format!("{what} took longer than the request timeout ({limit:?})"),
+            );
+            let mut response = (StatusCode::REQUEST_TIMEOUT, Json(error)).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
     }
 }
 
@@ -103,6 +130,7 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::HaStatus, _, _>(r, ha_ops::status);
     let r = route::<rest::HaAddNode, _, _>(r, ha_ops::add);
     let r = route::<rest::HaRemoveNode, _, _>(r, ha_ops::remove);
+    let r = route::<rest::HaPromote, _, _>(r, ha_ops::promote);
     let r = r.layer(axum::middleware::from_fn(ha_ops::with_request_id));
     // Who asks (caller): permissions are checked against it.
     let r = r.layer(axum::middleware::from_fn(caller::with_caller));
@@ -123,7 +151,8 @@ pub fn router(node: AppState) -> Router {
             auth::require_credential,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            node,
+            node.clone(),
             crate::metrics::track_requests,
         ))
+        .layer(axum::middleware::from_fn_with_state(node, request_timeout))
 }

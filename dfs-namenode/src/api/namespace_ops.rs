@@ -14,7 +14,7 @@ use dfs_proto::rest::{
     ReadLinkResponse, RenameRequest, RenewLeaseRequest, ResolveRequest, SetAttrRequest,
     SymlinkRequest,
 };
-use dfs_proto::{ApiError, DfsPath, Name, NamenodeId};
+use dfs_proto::{ApiError, ClientId, DfsPath, ErrorCode, InodeId, Name, NamenodeId};
 
 /// Most directory entries one readdir page answers.
 const READDIR_MAX: u32 = 1000;
@@ -77,7 +77,32 @@ pub async fn readlink(node: AppState, req: InodeRequest) -> Result<ReadLinkRespo
     Ok(ReadLinkResponse { target })
 }
 
+/// Refuses a new write lease to a client that holds `max_leases_per_client` already (`EMFILE`).
+/// Checked against the applied state before proposing, so concurrent opens may overshoot the cap
+/// by the few still in flight; it bounds what one client can hold, it is not an exact quota.
+fn check_lease_cap(
+    node: &AppState,
+    client: &ClientId,
+    ino: Option<InodeId>,
+) -> Result<(), ApiError> {
+    let cap = node.settings.max_leases_per_client as usize;
+    let held = node.state.read(|ns| ns.leases_held(client, ino));
+    if held >= cap {
+        return Err(ApiError::new(
+            ErrorCode::TooManyOpen,
+            format!(
+                "client {client} already holds {held} write leases (files open for writing), the \
+                 most one client may hold (max_leases_per_client = {cap}); close some files first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create(node: AppState, req: CreateRequest) -> Result<Attr, ApiError> {
+    if let Some(client) = &req.lease {
+        check_lease_cap(&node, client, None)?;
+    }
     let cmd = Command::Create {
         parent: req.parent,
         name: Name::new(req.name)?,
@@ -164,6 +189,7 @@ pub async fn setattr(node: AppState, req: SetAttrRequest) -> Result<Attr, ApiErr
 }
 
 pub async fn open_write(node: AppState, req: LeaseRequest) -> Result<OpenWriteResponse, ApiError> {
+    check_lease_cap(&node, &req.client, Some(req.ino))?;
     let cmd = Command::OpenWrite {
         ino: req.ino,
         client: req.client,

@@ -76,6 +76,16 @@ impl Namespace {
         Ok(response)
     }
 
+    /// How many write leases `client` holds, not counting one on `except` (an open of a file
+    /// it already holds renews rather than adds).
+    pub fn leases_held(&self, client: &ClientId, except: Option<InodeId>) -> usize {
+        self.state
+            .leases
+            .iter()
+            .filter(|(ino, l)| l.client == *client && Some(**ino) != except)
+            .count()
+    }
+
     pub(super) fn grant_lease(&mut self, ino: InodeId, client: &ClientId, expiry: Timestamp) {
         self.state.leases.insert(
             ino,

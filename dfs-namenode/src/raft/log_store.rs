@@ -36,6 +36,8 @@ pub enum LogStoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("raft log task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("raft log is inconsistent: {0}")]
+    Inconsistent(String),
     #[error("raft log commit failed: {0}")]
     Batch(String),
     #[error("the raft log writer has stopped")]
@@ -86,6 +88,12 @@ impl LogStore {
     /// Whether nothing was ever written: no entry, nothing purged, no vote (a first start).
     pub fn is_pristine(&self) -> Result<bool, LogStoreError> {
         self.db.is_pristine()
+    }
+
+    /// Reads the whole log back at start: every record must decode, indexes must follow one
+    /// another from just after the last purged entry. Answers the last purged log id.
+    pub fn check(&self) -> Result<Option<LogId>, LogStoreError> {
+        self.db.check()
     }
 
     /// Durable entries with indexes in `range`, overlaid with those still queued.
@@ -163,8 +171,18 @@ impl Batch<'_> {
 
 impl LogDb {
     /// Opens (or creates) the log database at `path` and makes sure its tables exist.
+    ///
+    /// redb panics on some damaged files ("Malformed allocator state"); that is caught here and
+    /// answered as an error, so a damaged log stops the start with a message, not a panic.
     pub fn open(path: &Path) -> Result<LogDb, LogStoreError> {
-        let db = Database::create(path)?;
+        let db = std::panic::catch_unwind(|| Database::create(path)).map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            LogStoreError::Inconsistent(format!("the database file is damaged: {what}"))
+        })??;
         let mut tx = db.begin_write()?;
         tx.set_durability(Durability::Immediate)?;
         tx.open_table(LOGS)?;
@@ -191,6 +209,36 @@ impl LogDb {
         let logs = tx.open_table(LOGS)?;
         let meta = tx.open_table(META)?;
         Ok(logs.is_empty()? && meta.get(KEY_PURGED)?.is_none() && meta.get(KEY_VOTE)?.is_none())
+    }
+
+    /// See [`LogStore::check`].
+    pub fn check(&self) -> Result<Option<LogId>, LogStoreError> {
+        let purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
+        self.get_meta::<Vote<NodeId>>(KEY_VOTE)?;
+        self.get_meta::<Option<LogId>>(KEY_COMMITTED)?;
+        let tx = self.db.begin_read()?;
+        let logs = tx.open_table(LOGS)?;
+        let mut expect = purged.map(|p| p.index + 1);
+        for item in logs.iter()? {
+            let (key, v) = item?;
+            let entry: Entry = serde_json::from_slice(v.value())?;
+            let index = key.value();
+            if entry.log_id.index != index {
+                return Err(LogStoreError::Inconsistent(format!(
+                    "record at index {index} holds entry {}",
+                    entry.log_id.index
+                )));
+            }
+            if let Some(want) = expect
+                && want != index
+            {
+                return Err(LogStoreError::Inconsistent(format!(
+                    "entry {want} is missing (next entry is {index})"
+                )));
+            }
+            expect = Some(index + 1);
+        }
+        Ok(purged)
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LogStoreError> {
@@ -392,6 +440,36 @@ mod tests {
         );
         let some = store.try_get_log_entries(5..7).await.expect("range");
         assert_eq!(some.len(), 2);
+    }
+
+    #[test]
+    fn check_finds_gaps_misplaced_and_undecodable_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = LogDb::open(&dir.path().join("raft.redb")).expect("open");
+        let put = |index: u64, bytes: Vec<u8>| {
+            db.commit_batch(|b| {
+                b.tx.open_table(LOGS)?.insert(index, bytes.as_slice())?;
+                Ok(())
+            })
+            .expect("insert");
+        };
+        let json = |e: &Entry| serde_json::to_vec(e).expect("encode");
+        put(1, json(&entry(1, 1)));
+        put(2, json(&entry(1, 2)));
+        assert_eq!(db.check().expect("good log"), None);
+        put(4, json(&entry(1, 4)));
+        let err = db.check().expect_err("gap").to_string();
+        assert!(err.contains("entry 3 is missing"), "{err}");
+        put(3, json(&entry(1, 9)));
+        let err = db.check().expect_err("misplaced").to_string();
+        assert!(err.contains("record at index 3 holds entry 9"), "{err}");
+        put(3, b"{not json".to_vec());
+        let err = db.check().expect_err("garbage").to_string();
+        assert!(err.contains("corrupt"), "{err}");
+        put(3, json(&entry(1, 3)));
+        db.commit_batch(|b| b.purge_upto(&entry(1, 1).log_id))
+            .expect("purge");
+        assert_eq!(db.check().expect("purged log").map(|l| l.index), Some(1));
     }
 
     #[tokio::test]

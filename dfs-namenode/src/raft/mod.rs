@@ -3,9 +3,12 @@
 //! REST transport between namenodes.
 
 pub mod dedup;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod log_store;
 pub mod log_writer;
 pub mod network;
+pub mod promote;
 pub mod proposer;
 pub mod snapshot_file;
 pub mod state_machine;

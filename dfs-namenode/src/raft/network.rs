@@ -38,10 +38,12 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// address (the one this namenode listens on), so that traffic between two namenodes on one
 /// host can be told apart and cut, as the partition tests do with loopback aliases.
 ///
-/// With `secret`, every request carries the cluster credential (peers refuse Raft RPCs without).
+/// With `secret`, every request carries the cluster credential (peers refuse Raft RPCs without);
+/// with `tls`, requests go over HTTPS to peers whose certificate that CA signed.
 pub fn http_client(
     source: Option<IpAddr>,
     secret: Option<&ClusterSecret>,
+    tls: Option<&dfs_tls::ClientTls>,
 ) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(secret) = secret {
@@ -49,7 +51,7 @@ pub fn http_client(
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    Ok(reqwest::Client::builder()
+    Ok(dfs_tls::http_client(tls)
         .default_headers(headers)
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
@@ -61,6 +63,8 @@ pub fn http_client(
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub client: reqwest::Client,
+    /// `http` or `https`, as `client` was built.
+    pub scheme: &'static str,
     /// This node's id (reported in timeouts).
     pub node_id: NodeId,
 }
@@ -71,6 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
             client: self.client.clone(),
+            scheme: self.scheme,
             node_id: self.node_id,
             target,
             addr: node.addr.clone(),
@@ -81,6 +86,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// Raft calls to one peer.
 pub struct PeerClient {
     client: reqwest::Client,
+    scheme: &'static str,
     node_id: NodeId,
     target: NodeId,
     addr: String,
@@ -101,7 +107,7 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}{}", self.addr, path);
+        let url = format!("{}://{}{}", self.scheme, self.addr, path);
         let ttl = option.hard_ttl();
         let sent = self.client.post(&url).timeout(ttl).json(req).send().await;
         let resp = match sent {

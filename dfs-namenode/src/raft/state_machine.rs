@@ -34,7 +34,7 @@ struct Applied {
 
 /// What a snapshot file holds.
 #[derive(Serialize, Deserialize)]
-struct SnapshotBody {
+pub(crate) struct SnapshotBody {
     namespace: Namespace,
     #[serde(default)]
     recent: RecentRequests,
@@ -59,15 +59,16 @@ pub struct StateMachine {
 pub enum LoadError {
     #[error(transparent)]
     File(#[from] SnapshotFileError),
-    #[error("snapshot {id} does not hold a valid namespace: {source}")]
+    #[error("snapshot {path} ({id}) is corrupt: it does not hold a valid namespace: {source}")]
     BadNamespace {
+        path: std::path::PathBuf,
         id: String,
         source: serde_json::Error,
     },
 }
 
 /// Decodes a snapshot; one written before request ids existed holds only the namespace.
-fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, serde_json::Error> {
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, serde_json::Error> {
     match serde_json::from_slice::<SnapshotBody>(data) {
         Ok(body) => Ok(body),
         Err(e) => match serde_json::from_slice::<Namespace>(data) {
@@ -95,8 +96,9 @@ impl StateMachine {
         blocks: Arc<Mutex<BlockMap>>,
     ) -> Result<StateMachine, LoadError> {
         let (applied, current) = match snapshots.load_newest()? {
-            Some((meta, data)) => {
+            Some((meta, data, path)) => {
                 let body = decode_snapshot(&data).map_err(|source| LoadError::BadNamespace {
+                    path,
                     id: meta.snapshot_id.clone(),
                     source,
                 })?;
@@ -136,6 +138,11 @@ impl StateMachine {
 
     fn write_state(&self) -> RwLockWriteGuard<'_, Applied> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last log entry reflected in the state (the loaded snapshot's, at start).
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.read_state().last_applied
     }
 
     /// Runs a read against the current namespace.

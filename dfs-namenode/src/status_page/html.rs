@@ -104,7 +104,7 @@ pub fn render(v: &View) -> String {
         let note = match &v.leader_addr {
             Some(addr) => format!(
                 "This is a {role}'s own view. The leader is at \
-                 <a href=\"http://{a}/\">{a}</a>.",
+                 <a href=\"//{a}/\">{a}</a>.",
                 a = escape(addr)
             ),
             None => "No leader is known: the namenodes are electing one. This is this \
@@ -196,7 +196,7 @@ fn namenode_row(out: &mut String, m: &HaMember, this: u64) {
     let _ = write!(
         out,
         "<tr class=\"nn\" data-id=\"{id}\" data-role=\"{role}\"><td>{id}{here}</td>\
-         <td><a href=\"http://{addr}/?local=1\">{addr}</a></td>\
+         <td><a href=\"//{addr}/?local=1\">{addr}</a></td>\
          <td><span class=\"badge role-{role}\">{role}</span></td><td>{}</td><td>{}</td>\
          <td>{}</td></tr>",
         if m.voter { "yes" } else { "no" },
@@ -221,7 +221,7 @@ fn datanodes(out: &mut String, rows: &[DatanodeRow]) {
         let _ = write!(
             out,
             "<tr class=\"dn state-{state}\" data-id=\"{id}\" data-state=\"{state}\">\
-             <td>{id}</td><td><a href=\"http://{http}/health\">{grpc}</a></td>\
+             <td>{id}</td><td><a href=\"//{http}/health\">{grpc}</a></td>\
              <td><span class=\"badge state-{state}\">{state}</span></td>\
              <td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             bytes(d.capacity),

@@ -100,12 +100,14 @@ impl View {
     }
 }
 
-/// Where a follower sends the browser: the leader's page, unless asked for its own view.
+/// Where a follower sends the browser: the leader's page, unless asked for its own view. The
+/// URL (like the page's links) has no scheme, so the browser keeps the one it came with: `https`
+/// when the cluster serves TLS, `http` otherwise.
 fn leader_redirect(node: &Node, query: &PageQuery) -> Option<String> {
     if query.local.is_some() || node.is_leader() {
         return None;
     }
-    node.leader_addr().map(|addr| format!("http://{addr}/"))
+    node.leader_addr().map(|addr| format!("//{addr}/"))
 }
 
 /// `GET /`.
