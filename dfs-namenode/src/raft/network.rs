@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use dfs_proto::ClusterSecret;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout,
 };
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -120,7 +120,11 @@ impl PeerClient {
                     timeout: ttl,
                 }));
             }
-            Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            // A refused connection is a plain network error, not `Unreachable`: openraft 0.9
+            // answers `Unreachable` with a backoff after which replication to the peer stalls
+            // until something else wakes it (seen: a restarted follower got no entries for
+            // seconds, so it was still behind, and stood for election in vain, at the next
+            // leader crash). Without it, the next heartbeat tick retries.
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
         };
         if !resp.status().is_success() {
