@@ -62,7 +62,21 @@ redb_from!(
 
 /// The log database: reads, and the changes a [`LogWriter`] batches into one transaction.
 pub struct LogDb {
-    db: Database,
+    /// Dropped by hand (see `Drop`): closing a damaged file can panic inside redb.
+    db: std::mem::ManuallyDrop<Database>,
+}
+
+impl Drop for LogDb {
+    /// Closes the database; redb's own close panics on some damaged files (an unwrap in its page
+    /// allocator), which is caught so that a damaged log ends the start with its error, not a
+    /// panic.
+    fn drop(&mut self) {
+        // SAFETY: `db` is taken exactly once, here, and never used afterwards.
+        let db = unsafe { std::mem::ManuallyDrop::take(&mut self.db) };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db))).is_err() {
+            tracing::warn!("closing the raft log failed (the file is damaged)");
+        }
+    }
 }
 
 /// The Raft log openraft drives; clones share the database and the writer thread (the reader
@@ -93,6 +107,10 @@ impl LogStore {
     /// Reads the whole log back at start: every record must decode, indexes must follow one
     /// another from just after the last purged entry. Answers the last purged log id.
     pub fn check(&self) -> Result<Option<LogId>, LogStoreError> {
+        unpanic(|| self.check_records())
+    }
+
+    fn check_records(&self) -> Result<Option<LogId>, LogStoreError> {
         self.db.check()
     }
 
@@ -169,26 +187,39 @@ impl Batch<'_> {
     }
 }
 
+/// Runs `f`, turning a panic inside redb into an error: redb panics on some damaged files
+/// ("Malformed allocator state", unwraps in its page allocator), and a damaged log must stop the
+/// start with a message, not a panic.
+fn unpanic<T>(f: impl FnOnce() -> Result<T, LogStoreError>) -> Result<T, LogStoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        Err(LogStoreError::Inconsistent(format!(
+            "the database file is damaged: {what}"
+        )))
+    })
+}
+
 impl LogDb {
     /// Opens (or creates) the log database at `path` and makes sure its tables exist.
     ///
     /// redb panics on some damaged files ("Malformed allocator state"); that is caught here and
     /// answered as an error, so a damaged log stops the start with a message, not a panic.
     pub fn open(path: &Path) -> Result<LogDb, LogStoreError> {
-        let db = std::panic::catch_unwind(|| Database::create(path)).map_err(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown failure".into());
-            LogStoreError::Inconsistent(format!("the database file is damaged: {what}"))
-        })??;
-        let mut tx = db.begin_write()?;
-        tx.set_durability(Durability::Immediate)?;
-        tx.open_table(LOGS)?;
-        tx.open_table(META)?;
-        tx.commit()?;
-        Ok(LogDb { db })
+        unpanic(|| {
+            let log = LogDb {
+                db: std::mem::ManuallyDrop::new(Database::create(path)?),
+            };
+            let mut tx = log.db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            tx.open_table(LOGS)?;
+            tx.open_table(META)?;
+            tx.commit()?;
+            Ok(log)
+        })
     }
 
     /// Applies `f`'s changes in one transaction and fsyncs it.
@@ -242,39 +273,45 @@ impl LogDb {
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LogStoreError> {
-        let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        match meta.get(key)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
-        }
+        unpanic(|| {
+            let tx = self.db.begin_read()?;
+            let meta = tx.open_table(META)?;
+            match meta.get(key)? {
+                Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Entries with indexes in `range`, in order.
     pub fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>, LogStoreError> {
-        let tx = self.db.begin_read()?;
-        let logs = tx.open_table(LOGS)?;
-        let mut out = Vec::new();
-        for item in logs.range::<u64>(range)? {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
+        unpanic(|| {
+            let tx = self.db.begin_read()?;
+            let logs = tx.open_table(LOGS)?;
+            let mut out = Vec::new();
+            for item in logs.range::<u64>(range)? {
+                let (_, v) = item?;
+                out.push(serde_json::from_slice(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     pub fn log_state(&self) -> Result<LogState<TypeConfig>, LogStoreError> {
-        let last_purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
-        let last = {
-            let tx = self.db.begin_read()?;
-            let logs = tx.open_table(LOGS)?;
-            match logs.last()? {
-                Some((_, v)) => Some(serde_json::from_slice::<Entry>(v.value())?.log_id),
-                None => None,
-            }
-        };
-        Ok(LogState {
-            last_log_id: last.or(last_purged),
-            last_purged_log_id: last_purged,
+        unpanic(|| {
+            let last_purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
+            let last = {
+                let tx = self.db.begin_read()?;
+                let logs = tx.open_table(LOGS)?;
+                match logs.last()? {
+                    Some((_, v)) => Some(serde_json::from_slice::<Entry>(v.value())?.log_id),
+                    None => None,
+                }
+            };
+            Ok(LogState {
+                last_log_id: last.or(last_purged),
+                last_purged_log_id: last_purged,
+            })
         })
     }
 
