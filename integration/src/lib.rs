@@ -161,10 +161,19 @@ impl Daemon {
         }
     }
 
-    /// The daemon's log so far (for failure messages).
+    /// The end of the daemon's log (for failure messages), without the periodic lines that
+    /// would crowd out what happened (a fast test scrubber logs every second); says so when the
+    /// daemon logged nothing at all.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
+        let all: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("scrub pass done"))
+            .collect();
+        if all.is_empty() {
+            let pid = self.child.as_ref().map(Child::id);
+            return format!("(nothing logged in {}; pid {pid:?})", self.log.display());
+        }
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
