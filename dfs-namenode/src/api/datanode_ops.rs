@@ -3,16 +3,14 @@
 //! leader already knows the cluster; only the leader hands out commands.
 
 use super::AppState;
-use crate::datanodes::AdminState;
 use crate::events::EventKind;
 use crate::namespace::ReplicaStatus;
 use dfs_proto::rest::{
-    BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, DatanodeState,
-    Empty, HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest,
-    RegisterDatanodeRequest, RegisterDatanodeResponse, StatFsResponse,
+    BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, Empty,
+    HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest, RegisterDatanodeRequest,
+    RegisterDatanodeResponse, StatFsResponse,
 };
 use dfs_proto::{ApiError, NamenodeId};
-use std::collections::HashSet;
 
 pub async fn register(
     node: AppState,
@@ -113,30 +111,10 @@ pub async fn statfs(node: AppState, _: Empty) -> Result<StatFsResponse, ApiError
 }
 
 pub async fn admin_report(node: AppState, _: Empty) -> Result<ClusterReport, ApiError> {
-    let (stats, committed) = node
-        .read(|ns| Ok((ns.stats(), ns.committed_blocks().collect::<Vec<_>>())))
-        .await?;
+    let stats = node.read(|ns| Ok(ns.stats())).await?;
+    let health = crate::metrics::BlockHealth::measure(&node);
     let all = node.datanodes.all();
-    let live: HashSet<_> = all
-        .iter()
-        .filter(|(_, l)| *l)
-        .map(|(d, _)| d.id.clone())
-        .collect();
     let map = node.blocks();
-    let (mut under_replicated, mut missing) = (0, 0);
-    for block in &committed {
-        let replicas = map
-            .holders(block)
-            .iter()
-            .filter(|id| live.contains(*id))
-            .count();
-        if replicas == 0 {
-            missing += 1;
-        }
-        if replicas < node.settings.replication as usize {
-            under_replicated += 1;
-        }
-    }
     let now = std::time::Instant::now();
     let datanodes: Vec<DatanodeReport> = all
         .iter()
@@ -144,12 +122,7 @@ pub async fn admin_report(node: AppState, _: Empty) -> Result<ClusterReport, Api
             id: d.id.clone(),
             grpc_addr: d.grpc_addr.clone(),
             http_addr: d.http_addr.clone(),
-            state: match (*is_live, d.admin) {
-                (false, _) => DatanodeState::Dead,
-                (true, AdminState::Normal) => DatanodeState::Live,
-                (true, AdminState::Decommissioning) => DatanodeState::Decommissioning,
-                (true, AdminState::Decommissioned) => DatanodeState::Decommissioned,
-            },
+            state: crate::metrics::datanode_state(*is_live, d.admin),
             capacity: d.capacity,
             used: d.used,
             remaining: d.remaining,
@@ -173,9 +146,9 @@ pub async fn admin_report(node: AppState, _: Empty) -> Result<ClusterReport, Api
         capacity,
         used,
         remaining,
-        blocks: committed.len() as u64,
-        under_replicated,
-        missing,
+        blocks: health.blocks,
+        under_replicated: health.under_replicated,
+        missing: health.missing,
         files: stats.files,
         directories: stats.directories,
     })
