@@ -140,10 +140,17 @@ async fn metrics_move_with_reads_and_writes() -> Result<()> {
         .count();
     ensure!(buckets > 10, "the latency histogram has {buckets} buckets");
 
-    // Every datanode got every block (replication 3); one of them served the read.
+    // Every datanode got every block (replication 3); one of them served the read. Its first
+    // heartbeat may come after a quick put: wait for it rather than race it.
     let (mut written, mut read, mut writes_ok) = (0.0, 0.0, 0.0);
     for dn in &cluster.datanodes {
-        let m = scrape(&http, &dn.http_addr).await?;
+        let m = poll_until(Duration::from_secs(60), || async {
+            let m = scrape(&http, &dn.http_addr).await.ok()?;
+            let beats = sum(&m, "dfs_datanode_heartbeats_sent_total", &["result=\"ok\""]);
+            (beats >= 1.0).then_some(m)
+        })
+        .await
+        .with_context(|| format!("{} sent no heartbeat", dn.daemon.name))?;
         let mine = sum(&m, "dfs_datanode_bytes_written_total", &[]);
         if mine < size as f64 {
             bail!("{} wrote {mine} bytes, want >= {size}", dn.daemon.name);
