@@ -8,7 +8,6 @@
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the latency histogram buckets (a 64 MiB block write takes seconds).
@@ -107,9 +106,8 @@ impl Outcomes {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    started: Instant,
-    /// Seconds since `started` of the last histogram upkeep.
-    last_upkeep: AtomicU64,
+    /// Opens every [`UPKEEP_EVERY`] for the histogram upkeep.
+    upkeep: dfs_proto::every::Every,
     pub writes: OpMetrics,
     pub reads: OpMetrics,
     pub bytes_written: Counter,
@@ -179,8 +177,7 @@ impl Metrics {
             deletes: counter("dfs_datanode_replicas_deleted_total", &[]),
             handle: recorder.handle(),
             recorder,
-            started: Instant::now(),
-            last_upkeep: AtomicU64::new(0),
+            upkeep: dfs_proto::every::Every::new(UPKEEP_EVERY),
         }
     }
 
@@ -191,14 +188,7 @@ impl Metrics {
     /// Folds recorded samples into histograms every [`UPKEEP_EVERY`], so memory stays bounded
     /// when nobody scrapes (called from the heartbeat loop).
     pub fn upkeep_now_and_then(&self) {
-        let now = self.started.elapsed().as_secs();
-        let last = self.last_upkeep.load(Ordering::Relaxed);
-        if now >= last + UPKEEP_EVERY.as_secs()
-            && self
-                .last_upkeep
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.upkeep.due() {
             self.handle.run_upkeep();
         }
     }

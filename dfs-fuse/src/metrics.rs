@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Every operation the adapter serves (the `op` label's values).
@@ -85,9 +84,8 @@ struct OpMetrics {
 pub struct FuseMetrics {
     ops: HashMap<&'static str, OpMetrics>,
     handle: PrometheusHandle,
-    started: Instant,
-    /// Seconds since `started` of the last histogram upkeep.
-    last_upkeep: AtomicU64,
+    /// Opens every [`UPKEEP_EVERY`] for the histogram upkeep.
+    upkeep: dfs_proto::every::Every,
 }
 
 impl FuseMetrics {
@@ -128,8 +126,7 @@ impl FuseMetrics {
         FuseMetrics {
             ops,
             handle: recorder.handle(),
-            started: Instant::now(),
-            last_upkeep: AtomicU64::new(0),
+            upkeep: dfs_proto::every::Every::new(UPKEEP_EVERY),
         }
     }
 
@@ -151,14 +148,7 @@ impl FuseMetrics {
     /// Folds recorded samples into histograms every [`UPKEEP_EVERY`], so memory stays bounded
     /// when nobody scrapes.
     fn upkeep_now_and_then(&self) {
-        let now = self.started.elapsed().as_secs();
-        let last = self.last_upkeep.load(Ordering::Relaxed);
-        if now >= last + UPKEEP_EVERY.as_secs()
-            && self
-                .last_upkeep
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.upkeep.due() {
             self.handle.run_upkeep();
         }
     }

@@ -19,7 +19,6 @@ use dfs_proto::rest::{BlockInfo, DatanodeState, NamenodeRole};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -109,9 +108,8 @@ const COPIES_SCHEDULED: &str = "dfs_namenode_replication_copies_scheduled_total"
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    started: Instant,
-    /// Seconds since `started` of the last histogram upkeep.
-    last_upkeep: AtomicU64,
+    /// Opens every [`UPKEEP_EVERY`] for the histogram upkeep.
+    upkeep: dfs_proto::every::Every,
     pub heartbeats: Counter,
     pub full_reports: Counter,
     pub incremental_reports: Counter,
@@ -155,8 +153,7 @@ impl Metrics {
         Metrics {
             recorder,
             handle,
-            started: Instant::now(),
-            last_upkeep: AtomicU64::new(0),
+            upkeep: dfs_proto::every::Every::new(UPKEEP_EVERY),
             heartbeats,
             full_reports,
             incremental_reports,
@@ -187,14 +184,7 @@ impl Metrics {
 
     /// Folds recorded samples into histograms every [`UPKEEP_EVERY`] (one caller does it).
     fn upkeep_now_and_then(&self) {
-        let now = self.started.elapsed().as_secs();
-        let last = self.last_upkeep.load(Ordering::Relaxed);
-        if now >= last + UPKEEP_EVERY.as_secs()
-            && self
-                .last_upkeep
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.upkeep.due() {
             self.handle.run_upkeep();
         }
     }

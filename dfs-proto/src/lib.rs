@@ -12,6 +12,7 @@
 
 pub mod checksum;
 pub mod error;
+pub mod every;
 pub mod identity;
 pub mod idle;
 pub mod ids;
