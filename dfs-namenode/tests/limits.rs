@@ -124,6 +124,11 @@ async fn an_oversized_body_is_a_413_json_error() {
         .await
         .expect("send");
     assert_eq!(resp.status().as_u16(), 413);
+    // The unread body leaves the connection unusable: the answer must say so.
+    assert_eq!(
+        resp.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     let err: ApiError = resp.json().await.expect("JSON error");
     assert_eq!(err.code, ErrorCode::TooBig);
 }

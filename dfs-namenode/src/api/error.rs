@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dfs_proto::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -30,14 +30,23 @@ impl IntoResponse for HttpError {
     }
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
+/// The answer to a body that could not be taken. An oversized body was left unread, so its
+/// connection cannot carry another request: the answer says `Connection: close`, or the client
+/// would reuse a connection the server is about to drop and see its next request fail.
+fn json_rejection(r: JsonRejection) -> Response {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::TooBig, "request body is larger than allowed")
+        let error = ApiError::new(ErrorCode::TooBig, "request body is larger than allowed");
+        let mut response = HttpError(error).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     } else {
-        ApiError::new(
+        let error = ApiError::new(
             ErrorCode::Invalid,
             format!("malformed request body: {}", r.body_text()),
-        )
+        );
+        HttpError(error).into_response()
     }
 }
 
@@ -45,12 +54,12 @@ fn json_rejection(r: JsonRejection) -> ApiError {
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = HttpError;
+    type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(r) => Err(HttpError(json_rejection(r))),
+            Err(r) => Err(json_rejection(r)),
         }
     }
 }
