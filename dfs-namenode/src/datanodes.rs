@@ -52,6 +52,9 @@ pub struct Datanodes {
     nodes: Mutex<HashMap<DatanodeId, DatanodeInfo>>,
     /// A datanode whose last heartbeat is older than this is dead.
     dead_after: Duration,
+    /// When this registry started listening: every live datanode has registered and reported
+    /// its blocks by `dead_after` later.
+    since: Instant,
 }
 
 impl Datanodes {
@@ -59,7 +62,15 @@ impl Datanodes {
         Datanodes {
             nodes: Mutex::new(HashMap::new()),
             dead_after,
+            since: Instant::now(),
         }
+    }
+
+    /// Whether live datanodes may still be unheard of: this namenode (or its Raft node, after
+    /// a promotion) started less than `dead_after` ago, so a block without known replicas may
+    /// yet be reported rather than missing. (HDFS's safe mode plays this part.)
+    pub fn still_learning(&self) -> Option<Duration> {
+        self.dead_after.checked_sub(self.since.elapsed())
     }
 
     fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<DatanodeId, DatanodeInfo>> {

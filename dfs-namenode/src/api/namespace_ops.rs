@@ -275,7 +275,20 @@ pub async fn get_blocks(node: AppState, req: GetBlocksRequest) -> Result<FileBlo
             })
         })
         .map(|l| node.security.grant_read(l))
-        .collect();
+        .collect::<Vec<_>>();
+    if let Some(left) = node.datanodes.still_learning()
+        && located.iter().any(|l| l.locations.is_empty())
+    {
+        // Not missing yet: the datanodes holding it may not have reported to this namenode.
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the namenode started recently and is still learning replica locations from \
+                 block reports (for at most {:.0} s more); retry",
+                left.as_secs_f64().ceil()
+            ),
+        ));
+    }
     Ok(FileBlocks {
         size: attr.size,
         block_size: attr.block_size,
