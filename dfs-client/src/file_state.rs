@@ -118,6 +118,37 @@ impl FileState {
         }
     }
 
+    /// The file as stored, with the replica locations known so far (a block without them is
+    /// looked up by whoever reads it), for streaming; `None` while anything is unflushed, since
+    /// reads must then see the unflushed bytes.
+    pub(crate) fn stored_layout(&self) -> Option<FileBlocks> {
+        if !self.is_clean() {
+            return None;
+        }
+        let locs = self.locations.lock().unwrap_or_else(|p| p.into_inner());
+        let blocks = self
+            .base
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_hole())
+            .map(|(i, b)| {
+                let (locations, token) = locs.get(&key(b)).cloned().unwrap_or_default();
+                LocatedBlock {
+                    index: i as u64,
+                    block: *b,
+                    locations,
+                    token,
+                }
+            })
+            .collect();
+        Some(FileBlocks {
+            size: self.size,
+            block_size: self.block_size,
+            data_version: 0,
+            blocks,
+        })
+    }
+
     /// Nothing to flush or commit.
     pub(crate) fn is_clean(&self) -> bool {
         self.dirty.is_empty() && self.append.is_none() && !self.changed

@@ -2,19 +2,19 @@
 //! truncate while open, flush and close that commit atomically (close-to-open consistency).
 //!
 //! One [`OpenFile`] per inode per process: it holds the write lease (renewed while open), the
-//! unflushed writes ([`crate::file_state`]), and a read-ahead window for sequential readers.
+//! unflushed writes ([`crate::file_state`]), and the read-ahead stream of a sequential reader
+//! ([`crate::sequential`]).
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::file_state::FileState;
+use crate::sequential::Sequential;
 use bytes::Bytes;
 use dfs_proto::rest::{
     Attr, FileBlocks, FileKind, GetAttr, GetBlocks, GetBlocksRequest, InodeRequest, LeaseRequest,
     OpenWrite, ReleaseLease, SetAttr, SetAttrRequest, Timestamp,
 };
 use dfs_proto::{ErrorCode, InodeId};
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -23,8 +23,9 @@ use tracing::warn;
 
 /// Default bound on unflushed random-write bytes per file; past it the file is flushed early.
 pub const DEFAULT_DIRTY_LIMIT: usize = 64 * 1024 * 1024;
-/// Bytes a sequential reader has fetched ahead of it (per window; at most two windows).
-const READ_AHEAD: u64 = 4 * 1024 * 1024;
+/// How far behind the furthest read a read may start and still belong to a sequential run
+/// (the kernel's read-ahead requests can be served out of order).
+const LATE: u64 = 2 * 1024 * 1024;
 
 /// A file open in this process. All handles of one inode within a mount share one OpenFile
 /// (so one writer per file per mount; reads see this process's unflushed writes).
@@ -42,28 +43,32 @@ struct Shared0 {
     dirty_limit: AtomicUsize,
     /// Bumped by every change of content; read-ahead of an older version is thrown away.
     version: AtomicU64,
-    read_ahead: Mutex<ReadAhead>,
+    read_ahead: tokio::sync::Mutex<ReadAhead>,
 }
 
+/// Where a sequential reader is, and the stream running ahead of it.
 #[derive(Default)]
 struct ReadAhead {
-    /// Where the last read ended (a read starting there is sequential).
+    /// The furthest end of the reads in the current run of sequential reads.
     last_end: u64,
-    windows: Vec<Window>,
+    /// Reads in that run that started exactly where the run had reached.
+    run: u32,
+    stream: Option<Sequential>,
 }
 
-/// Bytes being fetched (or fetched) ahead of a sequential reader. Dropping a window stops its
-/// fetch, so a reader that skips or finishes holds no read-ahead memory.
-struct Window {
-    off: u64,
-    version: u64,
-    data: Shared<BoxFuture<'static, Option<Bytes>>>,
-    fetch: tokio::task::AbortHandle,
-}
-
-impl Drop for Window {
-    fn drop(&mut self) {
-        self.fetch.abort();
+impl ReadAhead {
+    /// Notes a read of `[offset, end)`: one starting where the run reached continues it, one
+    /// a little behind (sent earlier, served late) is part of it, any other starts a new run.
+    fn note(&mut self, offset: u64, end: u64) {
+        if offset == self.last_end {
+            self.run += 1;
+            self.last_end = end;
+        } else if offset < self.last_end && offset + LATE >= self.last_end {
+            self.last_end = self.last_end.max(end);
+        } else {
+            self.run = 1;
+            self.last_end = end;
+        }
     }
 }
 
@@ -130,7 +135,7 @@ impl Client {
                 state: RwLock::new(state),
                 dirty_limit: AtomicUsize::new(DEFAULT_DIRTY_LIMIT),
                 version: AtomicU64::new(0),
-                read_ahead: Mutex::new(ReadAhead::default()),
+                read_ahead: tokio::sync::Mutex::new(ReadAhead::default()),
             }),
         }))
     }
@@ -226,99 +231,49 @@ impl OpenFile {
     /// Up to `len` bytes at `offset`; short only at the end of the file.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes> {
         let len = u64::from(len);
-        if let Some(bytes) = self.take_read_ahead(offset, len).await {
-            self.after_read(offset, offset + bytes.len() as u64);
-            return Ok(bytes);
+        let version = self.shared.version.load(Ordering::Acquire);
+        {
+            let mut ra = self.shared.read_ahead.lock().await;
+            if let Some(stream) = ra.stream.as_mut() {
+                let got = if stream.covers(version, offset) {
+                    stream.read(offset, len).await
+                } else {
+                    None
+                };
+                match got {
+                    Some(bytes) if self.shared.version.load(Ordering::Acquire) == version => {
+                        ra.note(offset, offset + bytes.len() as u64);
+                        return Ok(bytes);
+                    }
+                    // Another version, a read elsewhere, or a failed stream: the direct way.
+                    _ => ra.stream = None,
+                }
+            }
         }
-        let bytes = read_direct(&self.shared, offset, len, true)
-            .await?
-            .unwrap_or_default();
-        self.after_read(offset, offset + bytes.len() as u64);
+        let bytes = read_direct(&self.shared, offset, len).await?;
+        self.after_read(offset, offset + bytes.len() as u64, version)
+            .await;
         Ok(bytes)
     }
 
-    /// The read served from a read-ahead window, when one holds all of it.
-    async fn take_read_ahead(&self, offset: u64, len: u64) -> Option<Bytes> {
-        let version = self.shared.version.load(Ordering::Acquire);
-        let (off, data) = {
-            let mut ra = self
-                .shared
-                .read_ahead
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            ra.windows.retain(|w| w.version == version);
-            let w = ra
-                .windows
-                .iter()
-                .find(|w| w.off <= offset && offset < w.off + READ_AHEAD)?;
-            (w.off, w.data.clone())
-        };
-        let bytes = data.await?;
-        if self.shared.version.load(Ordering::Acquire) != version {
-            return None;
-        }
-        let from = (offset - off) as usize;
-        let to = from + len as usize;
-        // A window shorter than its span ended at the end of the file.
-        if to <= bytes.len() || (bytes.len() as u64) < READ_AHEAD {
-            return Some(bytes.slice(from.min(bytes.len())..to.min(bytes.len())));
-        }
-        None
-    }
-
-    /// Notes where a read ended; a sequential reader gets the next window fetched.
-    fn after_read(&self, offset: u64, end: u64) {
-        let size = self.attr().size;
-        let version = self.shared.version.load(Ordering::Acquire);
-        let mut ra = self
-            .shared
-            .read_ahead
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let sequential = offset == ra.last_end;
-        ra.last_end = end;
-        ra.windows
-            .retain(|w| w.version == version && w.off + READ_AHEAD > offset);
-        if !sequential || end >= size {
-            return;
-        }
-        // Keep the window holding `end` and the one after it in flight.
-        for n in 0..2 {
-            let next = ra
-                .windows
-                .iter()
-                .map(|w| w.off + READ_AHEAD)
-                .max()
-                .unwrap_or(end);
-            let next = if ra
-                .windows
-                .iter()
-                .any(|w| w.off <= end && end < w.off + READ_AHEAD)
-            {
-                next
-            } else {
-                end
-            };
-            if next >= size || (n == 1 && next > end + READ_AHEAD) {
-                break;
+    /// Notes a read served the direct way; the second read of a sequential run starts a
+    /// stream from where the run reached, when nothing is unflushed.
+    async fn after_read(&self, offset: u64, end: u64, version: u64) {
+        let s = &self.shared;
+        let from = {
+            let mut ra = s.read_ahead.lock().await;
+            ra.note(offset, end);
+            if ra.stream.is_some() || ra.run < 2 || ra.last_end >= self.attr().size {
+                return;
             }
-            let shared = self.shared.clone();
-            // Spawned now, so the fetch runs while the caller consumes the current window.
-            let task =
-                tokio::spawn(async move { read_direct(&shared, next, READ_AHEAD, false).await });
-            let fetch = task.abort_handle();
-            let fut = async move {
-                match task.await {
-                    Ok(Ok(bytes)) => bytes,
-                    _ => None,
-                }
-            };
-            ra.windows.push(Window {
-                off: next,
-                version,
-                data: fut.boxed().shared(),
-                fetch,
-            });
+            ra.last_end
+        };
+        let Some(layout) = s.state.read().await.stored_layout() else {
+            return;
+        };
+        let mut ra = s.read_ahead.lock().await;
+        if ra.stream.is_none() && s.version.load(Ordering::Acquire) == version {
+            ra.stream = Some(Sequential::start(&s.client, s.ino, layout, from, version));
         }
     }
 
@@ -405,26 +360,18 @@ impl OpenFile {
     }
 }
 
-/// Reads through the file state. With `may_finish`, a read reaching the block being streamed
-/// finishes that block first; without (read-ahead), such a read answers `None`.
-async fn read_direct(
-    shared: &Shared0,
-    offset: u64,
-    len: u64,
-    may_finish: bool,
-) -> Result<Option<Bytes>> {
+/// Reads through the file state; a read reaching the block being streamed finishes that block
+/// first.
+async fn read_direct(shared: &Shared0, offset: u64, len: u64) -> Result<Bytes> {
     {
         let state = shared.state.read().await;
         if !state.read_needs_finish(offset, len) {
-            return state.read(offset, len).await.map(Some);
+            return state.read(offset, len).await;
         }
-    }
-    if !may_finish {
-        return Ok(None);
     }
     let mut state = shared.state.write().await;
     state.finish_append().await?;
-    state.read(offset, len).await.map(Some)
+    state.read(offset, len).await
 }
 
 impl Drop for OpenFile {

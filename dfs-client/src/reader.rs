@@ -109,7 +109,7 @@ impl FileReader {
     ) -> Result<u64> {
         let layout = self.layout().await?.clone();
         let (tx, mut rx) = mpsc::channel(READ_AHEAD_CHUNKS);
-        let producer = tokio::spawn(stream_file(self.client.clone(), self.ino, layout, tx));
+        let producer = tokio::spawn(stream_file(self.client.clone(), self.ino, layout, 0, tx));
         let mut copied = 0u64;
         while let Some(item) = rx.recv().await {
             let bytes = item?;
@@ -180,15 +180,17 @@ fn block_span(layout: &FileBlocks, pos: u64, end: u64) -> BlockSpan<'_> {
     }
 }
 
-/// Feeds a whole file, block by block, into `tx` (zeros for holes and short blocks).
-async fn stream_file(
+/// Feeds a file from offset `from` to its end, block by block, into `tx` (zeros for holes and
+/// short blocks).
+pub(crate) async fn stream_file(
     client: Client,
     ino: InodeId,
     mut layout: FileBlocks,
+    from: u64,
     tx: mpsc::Sender<Result<Bytes>>,
 ) {
     let size = layout.size;
-    let mut pos = 0u64;
+    let mut pos = from;
     while pos < size {
         let span = block_span(&layout, pos, size);
         let (index, start, end, data_end) = (span.index, span.start, span.end, span.data_end);

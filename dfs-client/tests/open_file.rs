@@ -286,3 +286,60 @@ async fn random_ops_match_a_model() {
     f.close().await.expect("close");
     check_committed(&client, f.ino(), &model).await;
 }
+
+/// A sequential reader is served by a stream running ahead of it: reads sent together and
+/// served out of order, holes and a short last block, and a write in the middle of a run (and
+/// after its commit) all read what the model holds.
+#[tokio::test]
+async fn sequential_reads_out_of_order_and_around_a_write() {
+    const PIECE: u64 = 48 * 1024;
+    let (_nn, client) = cluster().await;
+    let f = new_file(&client, "seqrd").await;
+    let mut model = Vec::new();
+    write(&f, &mut model, 0, &pattern(BLOCK as usize + 1000, 11)).await;
+    // A hole of more than a block, then a short last block.
+    write(&f, &mut model, 3 * BLOCK as usize + 5, &pattern(5000, 12)).await;
+    f.close().await.expect("close");
+
+    let r = client.open_file(f.ino(), false, false).await.expect("open");
+    let mut off = 0;
+    while off < model.len() as u64 {
+        // `join!` polls the later read first: it is served before the earlier one.
+        let (later, earlier) =
+            tokio::join!(r.read(off + PIECE, PIECE as u32), r.read(off, PIECE as u32));
+        for (at, piece) in [(off, earlier), (off + PIECE, later)] {
+            let piece = piece.expect("read");
+            let want =
+                &model[(at as usize).min(model.len())..((at + PIECE) as usize).min(model.len())];
+            assert!(piece[..] == *want, "read at {at} differs from the model");
+        }
+        off += 2 * PIECE;
+    }
+
+    // A writer reading its file sequentially, writing ahead of itself, then committing.
+    let w = client
+        .open_file(f.ino(), true, false)
+        .await
+        .expect("open for write");
+    let mut got = Vec::new();
+    for round in 0..2u32 {
+        got.clear();
+        while (got.len() as u64) < model.len() as u64 {
+            let at = got.len();
+            if at as u64 == 3 * PIECE {
+                let ahead = at + 2 * PIECE as usize;
+                write(&w, &mut model, ahead, &pattern(1000, 20 + round)).await;
+            }
+            let piece = w.read(at as u64, PIECE as u32).await.expect("read");
+            assert!(!piece.is_empty(), "short file at {at}");
+            got.extend_from_slice(&piece);
+        }
+        assert!(
+            got == model,
+            "round {round}: sequential read differs from the model"
+        );
+        w.flush().await.expect("flush");
+    }
+    w.close().await.expect("close");
+    check_committed(&client, f.ino(), &model).await;
+}
