@@ -11,7 +11,7 @@ use crate::file_state::FileState;
 use crate::sequential::Sequential;
 use bytes::Bytes;
 use dfs_proto::rest::{
-    Attr, FileBlocks, FileKind, GetAttr, GetBlocks, GetBlocksRequest, InodeRequest, LeaseRequest,
+    Attr, BlockInfo, FileBlocks, FileKind, GetAttr, GetBlocks, GetBlocksRequest, InodeRequest, LeaseRequest,
     OpenWrite, ReleaseLease, SetAttr, SetAttrRequest, Timestamp,
 };
 use dfs_proto::{ErrorCode, InodeId};
@@ -109,11 +109,7 @@ impl Client {
                 ));
             }
         }
-        let block_size = match attr.block_size {
-            0 => self.cluster_info().await?.default_block_size.max(1),
-            n => n,
-        };
-        let mut state = FileState::new(self, &attr, blocks, block_size);
+        let mut state = self.file_state(&attr, blocks).await?;
         if !write {
             state.reload(&self.layout(ino).await?);
         }
@@ -124,12 +120,33 @@ impl Client {
             }
             state.set_len(0).await?;
         }
-        let mut attr = attr;
+        Ok(self.open_with(attr, state, write))
+    }
+
+    /// Opens the file this client has just created with `attr` (with `write`, its `Create`
+    /// took the write lease for this client): it is empty, so the namenode is not asked again.
+    pub async fn open_created(&self, attr: Attr, write: bool) -> Result<Arc<OpenFile>> {
+        let mut state = self.file_state(&attr, Vec::new()).await?;
+        if write {
+            state.lease = Some(self.hold_leases().await?);
+        }
+        Ok(self.open_with(attr, state, write))
+    }
+
+    async fn file_state(&self, attr: &Attr, blocks: Vec<BlockInfo>) -> Result<FileState> {
+        let block_size = match attr.block_size {
+            0 => self.cluster_info().await?.default_block_size.max(1),
+            n => n,
+        };
+        Ok(FileState::new(self, attr, blocks, block_size))
+    }
+
+    fn open_with(&self, mut attr: Attr, state: FileState, write: bool) -> Arc<OpenFile> {
         attr.size = state.size;
-        Ok(Arc::new(OpenFile {
+        Arc::new(OpenFile {
             shared: Arc::new(Shared0 {
                 client: self.clone(),
-                ino,
+                ino: attr.ino,
                 writable: AtomicBool::new(write),
                 attr: Mutex::new(attr),
                 state: RwLock::new(state),
@@ -137,7 +154,7 @@ impl Client {
                 version: AtomicU64::new(0),
                 read_ahead: tokio::sync::Mutex::new(ReadAhead::default()),
             }),
-        }))
+        })
     }
 
     async fn layout(&self, ino: InodeId) -> Result<FileBlocks> {

@@ -12,10 +12,10 @@
 //! ```
 //!
 //! A write goes to `tmp/`, is fsynced, and is moved into `current/` sidecar first, then data,
-//! with [`durable_rename`]. Paths are only ever built from numeric ids. Every method does
+//! and the directory is synced. Paths are only ever built from numeric ids. Every method does
 //! blocking file I/O: call them from `spawn_blocking` or a dedicated thread.
 
-use crate::durable::{durable_rename, fsync_dir, write_durably};
+use crate::durable::{fsync_dir, write_durably};
 use crate::sidecar::Sidecar;
 use crate::space::{self, Space, SpaceLimits};
 use bytes::Bytes;
@@ -446,12 +446,23 @@ impl BlockWriter {
             length: self.length,
             crcs: std::mem::take(&mut self.crcs),
         };
-        std::fs::write(&self.tmp_meta, sidecar.encode()).context("write a block sidecar")?;
+        {
+            let mut meta = File::create(&self.tmp_meta).context("create a block sidecar")?;
+            meta.write_all(&sidecar.encode())
+                .context("write a block sidecar")?;
+            meta.sync_all().context("sync a block sidecar")?;
+        }
+        // Both files are on disk: move them into place (the data last, so a replica is never
+        // visible without its checksums) and make both renames durable with one sync of their
+        // directory. A crash in between leaves at worst a replica that was never acknowledged,
+        // which the start-up scan quarantines.
         let store = Arc::clone(&self.store);
-        durable_rename(&self.tmp_meta, &store.meta_path(self.replica))
-            .context("move a block sidecar into place")?;
-        durable_rename(&self.tmp_data, &store.data_path(self.replica))
-            .context("move a block file into place")?;
+        let (meta_path, data_path) = (store.meta_path(self.replica), store.data_path(self.replica));
+        std::fs::rename(&self.tmp_meta, &meta_path).context("move a block sidecar into place")?;
+        std::fs::rename(&self.tmp_data, &data_path).context("move a block file into place")?;
+        if let Some(dir) = data_path.parent() {
+            fsync_dir(dir).context("sync a block directory")?;
+        }
         store.state().replicas.insert(self.replica, self.length);
         self.finished = true;
         Ok(self.replica.info(self.length))

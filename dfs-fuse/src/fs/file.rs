@@ -67,19 +67,41 @@ impl DfsFs {
             }
             self.check_access(ino, mask, caller).await?;
         }
+        self.open_slot(ino, flags, None).await
+    }
+
+    /// Opens `ino` in its slot; `created` is the attributes of a file this mount has just
+    /// created (and, when opened for writing, holds the lease of).
+    async fn open_slot(
+        &self,
+        ino: InodeId,
+        flags: OpenFlags,
+        created: Option<Attr>,
+    ) -> Result<Opened> {
         let slot = self.handles.slot(ino);
-        let result = self.open_in_slot(ino, flags, &slot).await;
+        let result = self.open_in_slot(ino, flags, &slot, created).await;
         if result.is_err() {
             self.handles.drop_slot_if_idle(ino, &slot);
         }
         result
     }
 
-    async fn open_in_slot(&self, ino: InodeId, flags: OpenFlags, slot: &Slot) -> Result<Opened> {
+    async fn open_in_slot(
+        &self,
+        ino: InodeId,
+        flags: OpenFlags,
+        slot: &Slot,
+        created: Option<Attr>,
+    ) -> Result<Opened> {
         let _transition = slot.transition.lock().await;
         let existing = lock(&slot.state).file.clone();
-        let (file, keep_cache) = match existing {
-            Some(file) => {
+        let (file, keep_cache) = match (existing, created) {
+            (None, Some(attr)) => {
+                let file = self.client.open_created(attr, flags.write).await?;
+                lock(&self.cached_versions).insert(ino, file.attr().data_version);
+                (file, false)
+            }
+            (Some(file), _) => {
                 if flags.write && !file.is_writable() {
                     file.make_writable().await?;
                 }
@@ -89,7 +111,7 @@ impl DfsFs {
                 // The kernel's pages already hold everything this mount wrote.
                 (file, true)
             }
-            None => {
+            (None, None) => {
                 // Close-to-open: `open_file` fetches fresh attributes from the namenode.
                 let file = self
                     .client
@@ -143,16 +165,11 @@ impl DfsFs {
             Ok(attr) => {
                 // A new file: nothing of it is cached, and O_TRUNC has nothing to do. Its creator
                 // may use it as opened whatever its mode (as open(2) with O_CREAT): no check.
-                let opened = self
-                    .open(
-                        attr.ino,
-                        OpenFlags {
-                            truncate: false,
-                            ..flags
-                        },
-                        Caller::root(),
-                    )
-                    .await?;
+                let flags = OpenFlags {
+                    truncate: false,
+                    ..flags
+                };
+                let opened = self.open_slot(attr.ino, flags, Some(attr)).await?;
                 Ok(Opened {
                     keep_cache: false,
                     ..opened
