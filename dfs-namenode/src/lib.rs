@@ -272,6 +272,7 @@ async fn run_once(
         restart: stop.clone(),
         raft: raft.clone(),
         proposer: Proposer::start(raft.clone(), node::PROPOSE_TIMEOUT),
+        read_lease: raft::read_lease::ReadLease::new(config.election_timeout_min),
         state,
         datanodes: Datanodes::new(config.datanode_dead_after),
         blocks,

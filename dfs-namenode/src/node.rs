@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::namespace::{Command, Namespace, Proposal, Reply};
 use crate::raft::dedup::Request;
 use crate::raft::proposer::Proposer;
+use crate::raft::read_lease::ReadLease;
 use crate::raft::state_machine::{StateMachine, lock_blocks};
 use crate::raft::{NodeId, Raft};
 use dfs_proto::rest::{NamenodeRole, Timestamp};
@@ -49,6 +50,8 @@ pub struct Node {
     pub raft: Raft,
     /// Where changes are proposed (batched into log entries).
     pub proposer: Proposer,
+    /// Reads served without a new leadership confirmation for a while after one.
+    pub read_lease: ReadLease,
     /// The applied namespace (reads only; changes go through `raft`).
     pub state: StateMachine,
     pub datanodes: Datanodes,
@@ -145,11 +148,17 @@ impl Node {
     }
 
     /// Runs a read on the namespace after confirming leadership with a quorum and catching up
-    /// with the log, so the read sees every acknowledged change.
+    /// with the log (or under the lease of a recent confirmation), so the read sees every
+    /// acknowledged change.
     pub async fn read<T>(
         &self,
         f: impl FnOnce(&Namespace) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
+        if self.read_lease.holds(&self.raft) {
+            return self.state.read(f);
+        }
+        let asked = std::time::Instant::now();
+        let term = self.term();
         let confirmed =
             tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.ensure_linearizable()).await;
         let Ok(confirmed) = confirmed else {
@@ -159,7 +168,13 @@ impl Node {
             ));
         };
         match confirmed {
-            Ok(_) => self.state.read(f),
+            Ok(_) => {
+                // Confirmed in `term` only if the term did not move meanwhile.
+                if self.term() == term {
+                    self.read_lease.confirmed(term, asked);
+                }
+                self.state.read(f)
+            }
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(fw))) => {
                 Err(ApiError::not_leader(
                     fw.leader_node

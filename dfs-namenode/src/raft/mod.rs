@@ -10,6 +10,7 @@ pub mod log_writer;
 pub mod network;
 pub mod promote;
 pub mod proposer;
+pub mod read_lease;
 pub mod snapshot_file;
 pub mod state_machine;
 
