@@ -11,8 +11,8 @@ use crate::file_state::FileState;
 use crate::sequential::Sequential;
 use bytes::Bytes;
 use dfs_proto::rest::{
-    Attr, BlockInfo, FileBlocks, FileKind, GetAttr, GetBlocks, GetBlocksRequest, InodeRequest, LeaseRequest,
-    OpenWrite, ReleaseLease, SetAttr, SetAttrRequest, Timestamp,
+    Attr, BlockInfo, FileBlocks, FileKind, GetAttr, GetBlocks, GetBlocksRequest, InodeRequest,
+    LeaseRequest, OpenWrite, ReleaseLease, SetAttr, SetAttrRequest, Timestamp,
 };
 use dfs_proto::{ErrorCode, InodeId};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
