@@ -9,11 +9,12 @@
 //! pipeline before the write goes on. The old generation's partial replicas can never be read:
 //! a commit names only the new one, and the old one is deleted when the lease ends. The write
 //! fails only when the namenode cannot find the cluster's minimum of datanodes for the block.
-//! The price is memory: the chunks of the block in flight are kept until the pipeline
-//! acknowledges the block (at most one block per open file).
+//! The chunks of the block in flight are kept until the pipeline acknowledges the block: a few
+//! MiB in memory, the rest in a temporary file ([`crate::replay`]).
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::replay::ReplayLog;
 use bytes::Bytes;
 use dfs_proto::checksum::checksums;
 use dfs_proto::grpc::{
@@ -47,7 +48,7 @@ pub(crate) struct BlockStream {
     /// Bytes of the block handed to the stream.
     sent: u64,
     /// Every chunk of the block sent so far, for a replay to a rebuilt pipeline.
-    chunks: Vec<Bytes>,
+    kept: ReplayLog,
     /// Datanodes that failed while writing this block.
     failed: Vec<DatanodeId>,
 }
@@ -201,7 +202,7 @@ impl BlockStream {
             located,
             pipe,
             sent: 0,
-            chunks: Vec::new(),
+            kept: ReplayLog::default(),
             failed: Vec::new(),
         })
     }
@@ -215,8 +216,11 @@ impl BlockStream {
     /// of 64 KiB long (the checksum grid).
     pub(crate) async fn send(&mut self, data: Bytes) -> Result<()> {
         let len = data.len() as u64;
-        self.chunks.push(data.clone());
-        if let Err(err) = self.pipe.send(self.sent, data, &self.located).await {
+        let (_, sent) = tokio::join!(
+            self.kept.push(data.clone()),
+            self.pipe.send(self.sent, data, &self.located)
+        );
+        if let Err(err) = sent {
             // The replay to the rebuilt pipeline sends this chunk too.
             self.recover(err).await?;
         }
@@ -300,7 +304,8 @@ impl BlockStream {
     /// Sends every chunk of the block again, to the current pipeline.
     async fn replay(&mut self) -> Result<()> {
         let mut offset = 0u64;
-        for data in self.chunks.clone() {
+        for i in 0..self.kept.len() {
+            let data = self.kept.get(i).await?;
             let len = data.len() as u64;
             self.pipe.send(offset, data, &self.located).await?;
             offset += len;

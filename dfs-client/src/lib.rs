@@ -19,6 +19,7 @@ mod namenode;
 mod open_file;
 pub mod ops;
 mod reader;
+mod replay;
 mod sequential;
 mod writer;
 mod xattr;
