@@ -1,7 +1,8 @@
 //! ReadBlock: stream a byte range of a replica, on the 64 KiB grid, with its stored checksums.
 //!
-//! A blocking reader thread reads chunks of up to `TRANSFER_CHUNK` bytes into a bounded
-//! channel; the reader on the other end verifies the checksums. A range that ends inside a
+//! The replica is opened and its first chunk (up to `TRANSFER_CHUNK` bytes) read on one trip to
+//! a blocking thread; a longer range is then read by a blocking thread into a bounded channel.
+//! The reader on the other end verifies the checksums. A range that ends inside a
 //! piece is widened to the end of that piece, so every chunk carries whole pieces.
 
 use super::{blocking, store_status};
@@ -35,23 +36,54 @@ pub(super) async fn read_block(
         generation: Generation(block.generation),
     };
     let store = Arc::clone(&node.store);
-    let reader = blocking(move || store.open_reader(replica)).await?;
+    let (offset, length_wanted) = (request.offset, request.length);
+    // Opening the replica and reading its first chunk is one trip to a blocking thread: a
+    // short read (most random reads) needs no other.
+    let (reader, range, first) = blocking(move || {
+        let reader = store.open_reader(replica)?;
+        let length = reader.length();
+        if offset > length {
+            return Ok((reader, None, None));
+        }
+        let (start, end) = aligned_range(offset, length_wanted, length);
+        let want = (end - start).min(TRANSFER_CHUNK as u64) as usize;
+        let first = reader.read_chunk(start, want);
+        Ok((reader, Some((start, end)), Some(first)))
+    })
+    .await?;
     let length = reader.length();
-    if request.offset > length {
+    let (Some((start, end)), Some(first)) = (range, first) else {
         return Err(Status::out_of_range(format!(
-            "offset {} is beyond the end of {replica} ({length} bytes)",
-            request.offset
+            "offset {offset} is beyond the end of {replica} ({length} bytes)"
         )));
-    }
-    let (start, end) = aligned_range(request.offset, request.length, length);
+    };
     tracing::debug!(%replica, start, end, "read started");
 
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let transfer = node.transfers.start();
+    let first_len = first.as_ref().map_or(0, |c| c.data.len() as u64);
+    let first_failed = first.is_err();
+    let item = first
+        .map(|chunk| ReadBlockResponse {
+            chunk: Some(chunk),
+            block_length: length,
+        })
+        .map_err(store_status);
+    // The channel is empty and holds READ_AHEAD items: this cannot fail.
+    let _ = tx.try_send(item);
+    if !first_failed {
+        node.metrics.bytes_read.increment(first_len);
+    }
+    let pos = start + first_len;
+    if first_failed || pos >= end {
+        node.metrics.reads.finished(!first_failed, started);
+        drop(transfer);
+        return Ok(ReceiverStream::new(rx));
+    }
     let node = Arc::clone(node);
     tokio::task::spawn_blocking(move || {
         let _transfer = transfer;
-        let mut pos = start;
+        let mut pos = pos;
         let mut ok = true;
         loop {
             let want = (end - pos).min(TRANSFER_CHUNK as u64) as usize;
