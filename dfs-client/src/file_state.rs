@@ -146,6 +146,7 @@ impl FileState {
             block_size: self.block_size,
             data_version: 0,
             blocks,
+            attr: None,
         })
     }
 

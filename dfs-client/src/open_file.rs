@@ -81,7 +81,7 @@ impl Client {
         write: bool,
         truncate: bool,
     ) -> Result<Arc<OpenFile>> {
-        let (attr, blocks, lease) = if write {
+        let (attr, blocks, lease, layout) = if write {
             let open = self
                 .call::<OpenWrite>(&LeaseRequest {
                     ino,
@@ -89,10 +89,15 @@ impl Client {
                 })
                 .await?;
             let lease = self.hold_leases().await?;
-            (open.attr, open.blocks, Some(lease))
+            (open.attr, open.blocks, Some(lease), None)
         } else {
-            let attr = self.call::<GetAttr>(&InodeRequest { ino }).await?;
-            (attr, Vec::new(), None)
+            // One call: the block list comes with the attributes it goes with.
+            let layout = self.layout(ino).await?;
+            let attr = match &layout.attr {
+                Some(attr) => attr.clone(),
+                None => self.call::<GetAttr>(&InodeRequest { ino }).await?,
+            };
+            (attr, Vec::new(), None, Some(layout))
         };
         match attr.kind {
             FileKind::File => {}
@@ -110,8 +115,8 @@ impl Client {
             }
         }
         let mut state = self.file_state(&attr, blocks).await?;
-        if !write {
-            state.reload(&self.layout(ino).await?);
+        if let Some(layout) = &layout {
+            state.reload(layout);
         }
         state.lease = lease;
         if truncate {

@@ -399,6 +399,9 @@ pub struct FileBlocks {
     pub data_version: u64,
     /// Blocks overlapping the range, holes left out.
     pub blocks: Vec<LocatedBlock>,
+    /// The file's attributes as of the same read (so opening a file to read it is one call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attr: Option<Attr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

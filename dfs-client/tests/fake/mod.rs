@@ -495,6 +495,7 @@ async fn blocks(State(s): St, Query(req): Query<GetBlocksRequest>) -> Response {
         block_size: f.attr.block_size,
         data_version: f.attr.data_version,
         blocks,
+        attr: Some(f.attr.clone()),
     })
 }
 

@@ -294,5 +294,6 @@ pub async fn get_blocks(node: AppState, req: GetBlocksRequest) -> Result<FileBlo
         block_size: attr.block_size,
         data_version: attr.data_version,
         blocks: located,
+        attr: Some(attr),
     })
 }
