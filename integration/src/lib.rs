@@ -43,11 +43,27 @@ pub fn bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A free loopback port. The listener is dropped at once, so another process could in theory
-/// take the port before the daemon binds it; on a test machine this does not happen in practice.
+/// Where [`free_port`] looks: below the kernel's ephemeral range (32768-60999 by default), so
+/// that no outgoing connection (of any test's clients) can be given the port between the check
+/// here and the daemon's bind, as happened with ports the kernel picked.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A free loopback port for a daemon to listen on: each call of this process tries the next
+/// port of [`TEST_PORTS`] (starting at an offset taken from the pid, so successive test
+/// processes use different ports) and answers the first one that can be bound.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
-    Ok(l.local_addr()?.port())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = TEST_PORTS.start + (offset + n) % span;
+        let port = u16::try_from(port).context("test port range")?;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {TEST_PORTS:?}")
 }
 
 /// One daemon process: how to start it, and the running child if any.
@@ -166,9 +182,10 @@ impl Daemon {
     /// daemon logged nothing at all.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        // Backtrace frames are left out too, so that the error a daemon exited with shows.
         let all: Vec<&str> = text
             .lines()
-            .filter(|l| !l.contains("scrub pass done"))
+            .filter(|l| !l.contains("scrub pass done") && !is_backtrace_frame(l))
             .collect();
         if all.is_empty() {
             let pid = self.child.as_ref().map(Child::id);
@@ -176,6 +193,21 @@ impl Daemon {
         }
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// A line of a printed backtrace: `  12: function` (the frame number right-aligned in four
+/// columns, where anyhow's `Caused by:` list indents by four) or `      at file:line`.
+fn is_backtrace_frame(line: &str) -> bool {
+    let t = line.trim_start();
+    if t.len() == line.len() {
+        return false;
+    }
+    let numbered = line.split_once(": ").is_some_and(|(n, _)| {
+        n.len() == 4
+            && n.trim_start().len() < 4
+            && n.trim_start().bytes().all(|b| b.is_ascii_digit())
+    });
+    t.starts_with("at ") || numbered
 }
 
 impl Drop for Daemon {
@@ -519,8 +551,13 @@ impl Cluster {
         })
         .await;
         if result.is_err() {
+            let exited: Vec<String> = self
+                .datanodes
+                .iter_mut()
+                .filter_map(|d| (!d.daemon.is_running()).then(|| d.daemon.name.clone()))
+                .collect();
             bail!(
-                "cluster not ready within {timeout:?}\n{}",
+                "cluster not ready within {timeout:?} (not running: {exited:?})\n{}",
                 self.logs_for_failure()
             );
         }
@@ -610,4 +647,34 @@ pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
     rng.fill_bytes(&mut data);
     std::fs::write(path, data)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backtrace_frames_are_told_from_log_lines() {
+        assert!(is_backtrace_frame("  12: std::rt::lang_start"));
+        assert!(is_backtrace_frame("             at ./src/main.rs:20:5"));
+        assert!(!is_backtrace_frame(
+            "Error: bind gRPC to 127.0.0.1:4000: Address in use"
+        ));
+        assert!(!is_backtrace_frame(
+            "2026-11-30T02:42:08.746541Z  INFO dfs_datanode: datanode starting"
+        ));
+        assert!(!is_backtrace_frame("Caused by:"));
+        assert!(!is_backtrace_frame("    0: bind gRPC to 127.0.0.1:4000"));
+        assert!(!is_backtrace_frame(
+            "    Address already in use (os error 98)"
+        ));
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().expect("port")).collect();
+        let unique: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(unique.len(), ports.len());
+        assert!(ports.iter().all(|p| TEST_PORTS.contains(&u32::from(*p))));
+    }
 }
