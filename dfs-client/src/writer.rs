@@ -1,6 +1,8 @@
 //! Sequential file writes: data is cut into 1 MiB chunks (CRC32C per 64 KiB) and streamed into
 //! the current block's `WriteBlock` call down the datanode pipeline; at the block size the stream
-//! is finished and the next block allocated. `close` commits the new block list and size.
+//! is finished and the next block allocated. A finished block's replicas are made durable while
+//! the next block streams (one block at a time finishes behind the current one). `close` commits
+//! the new block list and size.
 //!
 //! Memory per open writer stays a few MiB: one pending chunk plus a bounded channel of chunks in
 //! flight to the gRPC task.
@@ -10,8 +12,11 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::lease::LeaseGuard;
 use bytes::BytesMut;
-use dfs_proto::rest::{Attr, BlockInfo, Commit, CommitRequest, LeaseRequest, ReleaseLease};
-use dfs_proto::{InodeId, TRANSFER_CHUNK};
+use dfs_proto::rest::{
+    Attr, BlockInfo, Commit, CommitRequest, LeaseRequest, LocatedBlock, ReleaseLease,
+};
+use dfs_proto::{ErrorCode, InodeId, TRANSFER_CHUNK};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 /// Writes a file from its start, replacing its contents at `close`. Created by
@@ -27,6 +32,8 @@ pub struct FileWriter {
     pending: BytesMut,
     /// The block being streamed, once its first chunk is sent.
     current: Option<BlockStream>,
+    /// The block before it, finishing (its pipeline syncing it) while `current` streams.
+    finishing: Option<JoinHandle<Result<LocatedBlock>>>,
     /// Bytes accepted by `write` so far: the file's size at close.
     size: u64,
     /// Set when a write failed: the data already accepted is lost, so later writes must fail too.
@@ -56,6 +63,7 @@ impl FileWriter {
             blocks: Vec::new(),
             pending: BytesMut::new(),
             current: None,
+            finishing: None,
             size: 0,
             poisoned: false,
             _lease: lease,
@@ -86,7 +94,7 @@ impl FileWriter {
 
     async fn write_inner(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
-            let fill = self.size - self.blocks.len() as u64 * self.block_size;
+            let fill = self.size - self.blocks_done() * self.block_size;
             let room_in_block = self.block_size - fill;
             let room_in_chunk = (TRANSFER_CHUNK - self.pending.len()) as u64;
             let n = (data.len() as u64).min(room_in_block).min(room_in_chunk) as usize;
@@ -125,6 +133,7 @@ impl FileWriter {
         if self.current.is_some() {
             self.finish_block().await?;
         }
+        self.await_finishing().await?;
         let req = CommitRequest {
             ino: self.ino,
             client: self.client.client_id().clone(),
@@ -147,6 +156,9 @@ impl FileWriter {
     fn poison(&mut self) {
         self.poisoned = true;
         self.current = None;
+        if let Some(task) = self.finishing.take() {
+            task.abort();
+        }
         self.pending.clear();
     }
 
@@ -163,7 +175,7 @@ impl FileWriter {
     /// Streams the pending bytes as one chunk of the current block, opening it if needed.
     async fn send_pending(&mut self) -> Result<()> {
         if self.current.is_none() {
-            let index = self.blocks.len() as u64;
+            let index = self.blocks_done();
             self.current = Some(BlockStream::open(&self.client, self.ino, index).await?);
         }
         let Some(block) = self.current.as_mut() else {
@@ -177,12 +189,30 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Ends the current block's stream and waits until the pipeline holds it durably.
+    /// Blocks no longer streamed: finished, or finishing.
+    fn blocks_done(&self) -> u64 {
+        (self.blocks.len() + usize::from(self.finishing.is_some())) as u64
+    }
+
+    /// Ends the current block's stream; its pipeline makes it durable in the background while
+    /// the next block streams (after the block before it has finished).
     async fn finish_block(&mut self) -> Result<()> {
         let Some(block) = self.current.take() else {
             return Ok(());
         };
-        let located = block.finish().await?;
+        self.await_finishing().await?;
+        self.finishing = Some(tokio::spawn(block.finish()));
+        Ok(())
+    }
+
+    /// Waits until the finishing block is durable on its pipeline; it joins the block list.
+    async fn await_finishing(&mut self) -> Result<()> {
+        let Some(task) = self.finishing.take() else {
+            return Ok(());
+        };
+        let located = task
+            .await
+            .map_err(|e| Error::api(ErrorCode::Io, format!("finishing a block failed: {e}")))??;
         self.blocks.push(located.block);
         Ok(())
     }
