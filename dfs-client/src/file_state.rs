@@ -2,8 +2,10 @@
 //! commit will have it, its unflushed writes, and the block being streamed.
 //!
 //! - Writes at the end of the file stream straight into the last block's pipeline (an
-//!   `Append`): a few MiB of memory whatever the file size. A block that already held bytes
-//!   before the append point is first copied from a replica into the new generation.
+//!   `Append`): a few MiB of memory whatever the file size. A full block's pipeline syncs it in
+//!   the background while the next block streams (one block at most finishes behind). A block
+//!   that already held bytes before the append point is first copied from a replica into the
+//!   new generation.
 //! - Any other write becomes dirty extents of the blocks it touches. A flush rewrites each
 //!   touched block as a new generation: its stored bytes overlaid with the extents, streamed
 //!   1 MiB at a time. Untouched blocks keep their generation.
@@ -23,6 +25,7 @@ use dfs_proto::rest::{
 use dfs_proto::{ErrorCode, InodeId, TRANSFER_CHUNK};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 /// Attempts at rewriting one dirty block (each with a freshly allocated pipeline).
@@ -47,6 +50,9 @@ pub(crate) struct FileState {
     pub(crate) dirty_bytes: usize,
     /// The block being streamed by sequential writes at the end of the file.
     append: Option<Append>,
+    /// The block streamed before it (its index), finishing (its pipeline syncing it) in the
+    /// background while the next one streams; it joins `base` when settled.
+    finishing: Option<(u64, JoinHandle<Result<LocatedBlock>>)>,
     /// `base` or `size` differ from what was last committed.
     changed: bool,
     /// A streamed block failed: the bytes it held are lost, so the file must be reopened.
@@ -88,6 +94,7 @@ impl FileState {
             dirty: BTreeMap::new(),
             dirty_bytes: 0,
             append: None,
+            finishing: None,
             changed: false,
             poisoned: false,
             lease: None,
@@ -152,7 +159,7 @@ impl FileState {
 
     /// Nothing to flush or commit.
     pub(crate) fn is_clean(&self) -> bool {
-        self.dirty.is_empty() && self.append.is_none() && !self.changed
+        self.dirty.is_empty() && self.append.is_none() && self.finishing.is_none() && !self.changed
     }
 
     fn check(&self) -> Result<()> {
@@ -233,7 +240,7 @@ impl FileState {
                 a.stream.send(chunk).await?;
             }
             if full {
-                self.finish_append().await?;
+                self.finish_append_behind().await?;
             }
         }
         self.changed = true;
@@ -269,8 +276,53 @@ impl FileState {
         Ok(())
     }
 
-    /// Ends the streamed block (if any): it joins the block list as a pending new generation.
+    /// Ends the full streamed block and lets its pipeline sync it in the background while the
+    /// next block streams (once the block before it has settled).
+    async fn finish_append_behind(&mut self) -> Result<()> {
+        self.settle().await?;
+        let Some(mut a) = self.append.take() else {
+            return Ok(());
+        };
+        let index = a.index;
+        let task = tokio::spawn(async move {
+            if !a.pending.is_empty() {
+                let chunk = a.pending.split().freeze();
+                a.stream.send(chunk).await?;
+            }
+            a.stream.finish().await
+        });
+        self.finishing = Some((index, task));
+        Ok(())
+    }
+
+    /// Waits for the block finishing in the background; it joins the block list.
+    async fn settle(&mut self) -> Result<()> {
+        let Some((index, task)) = self.finishing.take() else {
+            return Ok(());
+        };
+        let result = match task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::api(
+                ErrorCode::Io,
+                format!("finishing block {index} failed: {e}"),
+            )),
+        };
+        match result {
+            Ok(located) => {
+                self.set_block(index, &located);
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the streamed block (if any) and settles the one before it: both join the block
+    /// list as pending new generations.
     pub(crate) async fn finish_append(&mut self) -> Result<()> {
+        self.settle().await?;
         let Some(mut a) = self.append.take() else {
             return Ok(());
         };
@@ -410,12 +462,17 @@ impl FileState {
             .unwrap_or(BlockInfo::HOLE)
     }
 
-    /// Whether a read of `[off, off + len)` touches the block being streamed (which must be
-    /// finished before it can be read back).
+    /// Whether a read of `[off, off + len)` touches the block being streamed or the one
+    /// finishing behind it (which must be finished and settled before they can be read back).
     pub(crate) fn read_needs_finish(&self, off: u64, len: u64) -> bool {
+        let end = off.saturating_add(len);
         self.append
             .as_ref()
-            .is_some_and(|a| off.saturating_add(len) > a.index * self.block_size)
+            .is_some_and(|a| end > a.index * self.block_size)
+            || self
+                .finishing
+                .as_ref()
+                .is_some_and(|(index, _)| end > index * self.block_size)
     }
 
     /// Up to `len` bytes at `off` as this process sees them: stored bytes, zeros past a block's
