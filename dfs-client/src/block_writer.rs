@@ -228,6 +228,15 @@ impl BlockStream {
         Ok(())
     }
 
+    /// Ends the stream and lets the pipeline make the block durable in a task, while the
+    /// caller goes on (with the next block); [`Finishing::wait`] answers what `finish` would.
+    pub(crate) fn finish_behind(self) -> Finishing {
+        Finishing {
+            index: self.located.index,
+            task: tokio::spawn(self.finish()),
+        }
+    }
+
     /// Ends the stream and waits until the pipeline holds the block durably. Answers the block
     /// (with its length) and the datanodes it was written to.
     pub(crate) async fn finish(mut self) -> Result<LocatedBlock> {
@@ -311,6 +320,34 @@ impl BlockStream {
             offset += len;
         }
         Ok(())
+    }
+}
+
+/// A block being made durable by its pipeline in the background ([`BlockStream::finish_behind`]).
+pub(crate) struct Finishing {
+    index: u64,
+    task: JoinHandle<Result<LocatedBlock>>,
+}
+
+impl Finishing {
+    /// The block's position in its file.
+    pub(crate) fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Waits until the pipeline holds the block durably (or failed).
+    pub(crate) async fn wait(self) -> Result<LocatedBlock> {
+        self.task.await.map_err(|e| {
+            Error::api(
+                ErrorCode::Io,
+                format!("finishing block {} failed: {e}", self.index),
+            )
+        })?
+    }
+
+    /// Gives the block up: its pipeline is reset and keeps nothing.
+    pub(crate) fn abort(self) {
+        self.task.abort();
     }
 }
 

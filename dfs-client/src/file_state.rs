@@ -11,7 +11,7 @@
 //!   1 MiB at a time. Untouched blocks keep their generation.
 //! - A commit makes the whole block list and size visible at once.
 
-use crate::block_writer::BlockStream;
+use crate::block_writer::{BlockStream, Finishing};
 use crate::client::Client;
 use crate::dirty::Extents;
 use crate::error::{Error, Result};
@@ -25,7 +25,6 @@ use dfs_proto::rest::{
 use dfs_proto::{ErrorCode, InodeId, TRANSFER_CHUNK};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 /// Attempts at rewriting one dirty block (each with a freshly allocated pipeline).
@@ -52,7 +51,7 @@ pub(crate) struct FileState {
     append: Option<Append>,
     /// The block streamed before it (its index), finishing (its pipeline syncing it) in the
     /// background while the next one streams; it joins `base` when settled.
-    finishing: Option<(u64, JoinHandle<Result<LocatedBlock>>)>,
+    finishing: Option<Finishing>,
     /// `base` or `size` differ from what was last committed.
     changed: bool,
     /// A streamed block failed: the bytes it held are lost, so the file must be reopened.
@@ -283,31 +282,24 @@ impl FileState {
         let Some(mut a) = self.append.take() else {
             return Ok(());
         };
-        let index = a.index;
-        let task = tokio::spawn(async move {
-            if !a.pending.is_empty() {
-                let chunk = a.pending.split().freeze();
-                a.stream.send(chunk).await?;
+        if !a.pending.is_empty() {
+            let chunk = a.pending.split().freeze();
+            if let Err(e) = a.stream.send(chunk).await {
+                self.poisoned = true;
+                return Err(e);
             }
-            a.stream.finish().await
-        });
-        self.finishing = Some((index, task));
+        }
+        self.finishing = Some(a.stream.finish_behind());
         Ok(())
     }
 
     /// Waits for the block finishing in the background; it joins the block list.
     async fn settle(&mut self) -> Result<()> {
-        let Some((index, task)) = self.finishing.take() else {
+        let Some(finishing) = self.finishing.take() else {
             return Ok(());
         };
-        let result = match task.await {
-            Ok(result) => result,
-            Err(e) => Err(Error::api(
-                ErrorCode::Io,
-                format!("finishing block {index} failed: {e}"),
-            )),
-        };
-        match result {
+        let index = finishing.index();
+        match finishing.wait().await {
             Ok(located) => {
                 self.set_block(index, &located);
                 Ok(())
@@ -472,7 +464,7 @@ impl FileState {
             || self
                 .finishing
                 .as_ref()
-                .is_some_and(|(index, _)| end > index * self.block_size)
+                .is_some_and(|f| end > f.index() * self.block_size)
     }
 
     /// Up to `len` bytes at `off` as this process sees them: stored bytes, zeros past a block's

@@ -7,16 +7,13 @@
 //! Memory per open writer stays a few MiB: one pending chunk plus a bounded channel of chunks in
 //! flight to the gRPC task.
 
-use crate::block_writer::BlockStream;
+use crate::block_writer::{BlockStream, Finishing};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::lease::LeaseGuard;
 use bytes::BytesMut;
-use dfs_proto::rest::{
-    Attr, BlockInfo, Commit, CommitRequest, LeaseRequest, LocatedBlock, ReleaseLease,
-};
-use dfs_proto::{ErrorCode, InodeId, TRANSFER_CHUNK};
-use tokio::task::JoinHandle;
+use dfs_proto::rest::{Attr, BlockInfo, Commit, CommitRequest, LeaseRequest, ReleaseLease};
+use dfs_proto::{InodeId, TRANSFER_CHUNK};
 use tracing::{debug, warn};
 
 /// Writes a file from its start, replacing its contents at `close`. Created by
@@ -33,7 +30,7 @@ pub struct FileWriter {
     /// The block being streamed, once its first chunk is sent.
     current: Option<BlockStream>,
     /// The block before it, finishing (its pipeline syncing it) while `current` streams.
-    finishing: Option<JoinHandle<Result<LocatedBlock>>>,
+    finishing: Option<Finishing>,
     /// Bytes accepted by `write` so far: the file's size at close.
     size: u64,
     /// Set when a write failed: the data already accepted is lost, so later writes must fail too.
@@ -201,7 +198,7 @@ impl FileWriter {
             return Ok(());
         };
         self.await_finishing().await?;
-        self.finishing = Some(tokio::spawn(block.finish()));
+        self.finishing = Some(block.finish_behind());
         Ok(())
     }
 
@@ -210,9 +207,7 @@ impl FileWriter {
         let Some(task) = self.finishing.take() else {
             return Ok(());
         };
-        let located = task
-            .await
-            .map_err(|e| Error::api(ErrorCode::Io, format!("finishing a block failed: {e}")))??;
+        let located = task.wait().await?;
         self.blocks.push(located.block);
         Ok(())
     }

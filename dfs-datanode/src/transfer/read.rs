@@ -7,9 +7,9 @@
 
 use super::{blocking, store_status};
 use crate::Node;
-use crate::block_store::Replica;
+use crate::block_store::{Replica, StoreError};
 use dfs_proto::checksum::CHECKSUM_CHUNK;
-use dfs_proto::grpc::{ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::grpc::{DataChunk, ReadBlockRequest, ReadBlockResponse};
 use dfs_proto::token::BlockOp;
 use dfs_proto::{BlockId, Generation, TRANSFER_CHUNK};
 use std::sync::Arc;
@@ -63,12 +63,7 @@ pub(super) async fn read_block(
     let transfer = node.transfers.start();
     let first_len = first.as_ref().map_or(0, |c| c.data.len() as u64);
     let first_failed = first.is_err();
-    let item = first
-        .map(|chunk| ReadBlockResponse {
-            chunk: Some(chunk),
-            block_length: length,
-        })
-        .map_err(store_status);
+    let item = response(first, length);
     // The channel is empty and holds READ_AHEAD items: this cannot fail.
     let _ = tx.try_send(item);
     if !first_failed {
@@ -87,13 +82,7 @@ pub(super) async fn read_block(
         let mut ok = true;
         loop {
             let want = (end - pos).min(TRANSFER_CHUNK as u64) as usize;
-            let item = reader
-                .read_chunk(pos, want)
-                .map(|chunk| ReadBlockResponse {
-                    chunk: Some(chunk),
-                    block_length: length,
-                })
-                .map_err(store_status);
+            let item = response(reader.read_chunk(pos, want), length);
             let failed = item.is_err();
             if tx.blocking_send(item).is_err() {
                 ok = false;
@@ -112,6 +101,19 @@ pub(super) async fn read_block(
         node.metrics.reads.finished(ok, started);
     });
     Ok(ReceiverStream::new(rx))
+}
+
+/// One message of the stream: a chunk read from a replica of `block_length` bytes, or why not.
+fn response(
+    chunk: Result<DataChunk, StoreError>,
+    block_length: u64,
+) -> Result<ReadBlockResponse, Status> {
+    chunk
+        .map(|chunk| ReadBlockResponse {
+            chunk: Some(chunk),
+            block_length,
+        })
+        .map_err(store_status)
 }
 
 /// The bytes to send for `offset`/`length` (0 = to the end) of a replica of `block_len` bytes:
