@@ -58,6 +58,9 @@ pub struct Node {
     /// Soft replica locations and queued delete commands. Lock order: never taken while the
     /// namespace lock is held (see `StateMachine`).
     pub blocks: Arc<Mutex<BlockMap>>,
+    /// Woken when the leader queues commands for datanodes, so that datanodes waiting in a
+    /// command poll get them at once.
+    pub commands_ready: tokio::sync::Notify,
     pub settings: Settings,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
@@ -113,9 +116,15 @@ impl Node {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }
 
+    /// This node's part in the group. `Leader` only once it takes writes ([`Node::is_leader`]):
+    /// a node just elected, whose leadership is not yet established, still answers
+    /// `NOT_LEADER`, so it reports itself a candidate until then.
     pub fn role(&self) -> NamenodeRole {
-        match self.raft.metrics().borrow().state {
-            ServerState::Leader => NamenodeRole::Leader,
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.state {
+            ServerState::Leader if metrics.current_leader == Some(self.id) => NamenodeRole::Leader,
+            ServerState::Leader => NamenodeRole::Candidate,
             ServerState::Candidate => NamenodeRole::Candidate,
             ServerState::Learner => NamenodeRole::Learner,
             ServerState::Follower | ServerState::Shutdown => NamenodeRole::Follower,
