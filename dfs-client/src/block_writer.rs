@@ -93,6 +93,7 @@ impl Pipe {
                 .collect(),
             expected_length: 0,
             access_token: located.token.clone().unwrap_or_default(),
+            background_copy: false,
         };
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         // Cannot fail: the receiver is alive and the channel empty.

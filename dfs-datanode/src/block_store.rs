@@ -26,6 +26,7 @@ use dfs_proto::{BlockId, DatanodeId, Generation};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -288,6 +289,7 @@ impl BlockStore {
             length: 0,
             crcs: Vec::new(),
             finished: false,
+            drop_behind: None,
         };
         // On error the writer's Drop releases the reservation.
         writer.file =
@@ -346,7 +348,6 @@ impl BlockStore {
 
 /// Takes an exclusive `flock` on `<data_dir>/lock`, so two datanodes never share a directory.
 fn lock_dir(data_dir: &Path) -> Result<File, StoreError> {
-    use std::os::fd::AsRawFd;
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -407,9 +408,57 @@ pub struct BlockWriter {
     /// The CRC of every 64 KiB piece, as the writer sent them (already verified).
     crcs: Vec<u32>,
     finished: bool,
+    /// With [`BlockWriter::drop_cache_behind`]: the bytes handed to writeback so far.
+    drop_behind: Option<u64>,
 }
 
+/// Bytes a writer that drops its cache lets pile up before it hands them to writeback.
+const WRITE_BEHIND: u64 = 8 * 1024 * 1024;
+
 impl BlockWriter {
+    /// Writes this replica without keeping it in the page cache: every [`WRITE_BEHIND`] bytes
+    /// the new range goes to writeback and the range before it, on disk by then, leaves the
+    /// cache; [`BlockWriter::finish`] drops the rest. For copies nobody is about to read
+    /// (re-replication), so that they neither push out what clients read nor make the kernel
+    /// find fresh memory for every byte.
+    pub fn drop_cache_behind(&mut self) {
+        self.drop_behind = Some(0);
+    }
+
+    /// Hands the bytes appended since the last call to writeback and drops the older ones from
+    /// the cache, once [`WRITE_BEHIND`] bytes have piled up. Advice only: durability comes
+    /// from `finish`, so failures are ignored.
+    fn write_behind(&mut self) {
+        let (Some(handed), Some(file)) = (self.drop_behind, self.file.as_ref()) else {
+            return;
+        };
+        if self.length - handed < WRITE_BEHIND {
+            return;
+        }
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` belongs to `file`, open for the whole call; the calls take no pointers.
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                handed as libc::off64_t,
+                (self.length - handed) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            if handed > 0 {
+                libc::sync_file_range(
+                    fd,
+                    0,
+                    handed as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+                libc::posix_fadvise(fd, 0, handed as libc::off_t, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+        self.drop_behind = Some(self.length);
+    }
+
     pub fn replica(&self) -> Replica {
         self.replica
     }
@@ -429,6 +478,7 @@ impl BlockWriter {
         file.write_all(data).context("write a block file")?;
         self.length += data.len() as u64;
         self.crcs.extend_from_slice(crcs);
+        self.write_behind();
         Ok(())
     }
 
@@ -441,6 +491,10 @@ impl BlockWriter {
     pub fn finish(mut self) -> Result<BlockInfo, StoreError> {
         if let Some(file) = self.file.take() {
             file.sync_all().context("sync a block file")?;
+            if self.drop_behind.is_some() {
+                // SAFETY: as in `write_behind`. Clean pages now: the advice drops them all.
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
         }
         let sidecar = Sidecar {
             length: self.length,

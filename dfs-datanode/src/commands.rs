@@ -167,6 +167,7 @@ pub async fn replicate(
             downstream: rest.iter().map(|t| t.grpc.clone()).collect(),
             expected_length: length,
             access_token: token,
+            background_copy: true,
         })),
     };
     // The reader thread feeds the stream and ends it only after the last chunk; if reading

@@ -4,7 +4,10 @@
 //! command worker; full reports repeat on their own interval; incremental reports go out as
 //! soon as changes are recorded. A failing namenode is logged and retried, never fatal.
 //!
-//! Fencing: every heartbeat answer carries the namenode's Raft term. Commands are taken only
+//! Beside it runs a command poll ([`command_loop`]) that the namenode answers as soon as the
+//! leader has work for this datanode.
+//!
+//! Fencing: every heartbeat and command poll answer carries the namenode's Raft term. Commands are taken only
 //! from an answer whose term is at least the newest this datanode has seen from any namenode,
 //! so a deposed leader (an older term) can no longer order deletes or copies.
 
@@ -13,8 +16,8 @@ use crate::commands::CommandQueue;
 use crate::reports::{PendingReports, RestError};
 use dfs_proto::DatanodeId;
 use dfs_proto::rest::{
-    BlockReport, BlockReportRequest, Heartbeat, HeartbeatRequest, IncrementalBlockReport,
-    RegisterDatanode, RegisterDatanodeRequest,
+    BlockReport, BlockReportRequest, CommandPoll, CommandPollRequest, DatanodeCommand, Heartbeat,
+    HeartbeatRequest, IncrementalBlockReport, RegisterDatanode, RegisterDatanodeRequest,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -66,18 +69,7 @@ pub async fn namenode_loop(
                                 tracing::info!("namenode answers heartbeats again");
                                 failing = false;
                             }
-                            let own_id = node.store.datanode_id();
-                            if fence_admits(own_id, reply.term) {
-                                for command in reply.commands {
-                                    commands.submit(command);
-                                }
-                            } else if !reply.commands.is_empty() {
-                                tracing::warn!(
-                                    term = reply.term,
-                                    count = reply.commands.len(),
-                                    "ignoring commands from a namenode with an older term"
-                                );
-                            }
+                            hand_over(&node, &commands, reply.term, reply.commands);
                             if report_due {
                                 report_due = !talk.full_report().await;
                             }
@@ -100,6 +92,67 @@ pub async fn namenode_loop(
                 }
             }
         }
+    }
+}
+
+/// How long a command poll asks the namenode to wait for work (well inside the REST timeout).
+const POLL_WAIT: Duration = Duration::from_secs(5);
+/// An empty poll answer sooner than this is taken as a failing namenode (it should have waited).
+const POLL_TOO_SOON: Duration = Duration::from_millis(500);
+
+/// Waits at one namenode for commands, over and over (a long poll), so work the leader plans
+/// between heartbeats reaches this datanode at once. Heartbeat answers still carry commands:
+/// each is handed out once, to whichever request asks first. Returns when `shutdown` is
+/// cancelled.
+#[tracing::instrument(skip_all, fields(namenode = %namenode))]
+pub async fn command_loop(
+    node: Arc<Node>,
+    namenode: String,
+    commands: CommandQueue,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let request = CommandPollRequest {
+            id: node.store.datanode_id().clone(),
+            wait_ms: POLL_WAIT.as_millis() as u64,
+        };
+        let asked = Instant::now();
+        let answer = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answer = node.rest.post::<CommandPoll>(&namenode, &request) => answer,
+        };
+        match answer {
+            Ok(reply) if !reply.commands.is_empty() || asked.elapsed() >= POLL_TOO_SOON => {
+                backoff = FIRST_BACKOFF;
+                hand_over(&node, &commands, reply.term, reply.commands);
+                continue;
+            }
+            Ok(_) => tracing::debug!("namenode answered a command poll without waiting"),
+            Err(e) => {
+                tracing::debug!(error = %e, "command poll failed; heartbeats still carry commands")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Queues commands from a namenode answer, unless a newer term has been seen (fencing).
+fn hand_over(node: &Node, queue: &CommandQueue, term: u64, commands: Vec<DatanodeCommand>) {
+    if fence_admits(node.store.datanode_id(), term) {
+        for command in commands {
+            queue.submit(command);
+        }
+    } else if !commands.is_empty() {
+        tracing::warn!(
+            term,
+            count = commands.len(),
+            "ignoring commands from a namenode with an older term"
+        );
     }
 }
 

@@ -243,6 +243,12 @@ pub async fn run(
             commands.clone(),
             stop.clone(),
         ));
+        loops.spawn(heartbeat::command_loop(
+            Arc::clone(&node),
+            namenode.clone(),
+            commands.clone(),
+            stop.clone(),
+        ));
     }
 
     let mut result = Ok(());

@@ -101,6 +101,7 @@ fn header() -> impl Strategy<Value = WriteBlockHeader> {
                 downstream,
                 expected_length,
                 access_token,
+                background_copy: false,
             },
         )
 }

@@ -125,6 +125,16 @@ impl Datanodes {
         now.saturating_duration_since(info.last_heartbeat) <= self.dead_after
     }
 
+    /// When the next live datanode will count as dead if it stays silent.
+    pub fn next_death(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.nodes()
+            .values()
+            .filter(|i| self.is_live(i, now))
+            .map(|i| i.last_heartbeat + self.dead_after)
+            .min()
+    }
+
     /// Every known datanode with whether it is live, sorted by id.
     pub fn all(&self) -> Vec<(DatanodeInfo, bool)> {
         let now = Instant::now();

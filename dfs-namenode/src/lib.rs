@@ -276,6 +276,7 @@ async fn run_once(
         state,
         datanodes: Datanodes::new(config.datanode_dead_after),
         blocks,
+        commands_ready: tokio::sync::Notify::new(),
         metrics: metrics::Metrics::new(),
         events: events::Events::new(),
         security,

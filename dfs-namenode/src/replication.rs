@@ -252,13 +252,21 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     // Whether copies were scheduled and not every block is back at its factor (for events).
     let mut replicating = false;
     loop {
+        // A datanode falling silent is acted on the moment it counts as dead, not a tick later.
+        let death = node
+            .datanodes
+            .next_death()
+            .map(|at| Instant::from_std(at) + Duration::from_millis(1));
+        let wake = death.map_or(next, |d| d.min(next));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = sleep_until(next) => {}
+            _ = sleep_until(wake) => {}
         }
-        next += TICK;
-        if next < Instant::now() {
-            next = Instant::now() + TICK;
+        if wake == next {
+            next += TICK;
+            if next < Instant::now() {
+                next = Instant::now() + TICK;
+            }
         }
         let nodes = node.datanodes.all();
         for (info, live) in &nodes {
@@ -306,6 +314,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         }
         record_progress(&node, &summary, &mut replicating);
         if summary.copies_scheduled + summary.surplus_deleted + summary.corrupt_deleted > 0 {
+            node.commands_ready.notify_waiters();
             tracing::info!(
                 under_replicated = summary.under_replicated,
                 copies = summary.copies_scheduled,

@@ -85,6 +85,9 @@ endpoints! {
     RegisterDatanode: Post "/v1/datanode/register", RegisterDatanodeRequest => RegisterDatanodeResponse;
     /// Periodic liveness and load; the answer carries commands from the leader.
     Heartbeat: Post "/v1/datanode/heartbeat", HeartbeatRequest => HeartbeatResponse;
+    /// Waits (a long poll) until the leader has commands for the datanode, or the asked time
+    /// passes: work planned between heartbeats starts at once.
+    CommandPoll: Post "/v1/datanode/commands", CommandPollRequest => CommandPollResponse;
     /// Every replica the datanode holds.
     BlockReport: Post "/v1/datanode/block_report", BlockReportRequest => Empty;
     /// Replicas received or deleted since the last report.
@@ -462,6 +465,22 @@ pub struct HeartbeatResponse {
     /// The answering namenode's Raft term. A datanode takes commands only from the newest term
     /// it has seen, so a deposed leader cannot order deletes (fencing). 0 from old namenodes.
     #[serde(default)]
+    pub term: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandPollRequest {
+    pub id: DatanodeId,
+    /// Longest the namenode should hold the request when there is nothing to hand out (it
+    /// holds it for at most half its request timeout).
+    pub wait_ms: u64,
+}
+
+/// Commands for the datanode (empty when the wait ran out first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandPollResponse {
+    pub commands: Vec<DatanodeCommand>,
+    /// The answering namenode's Raft term, for fencing as in [`HeartbeatResponse::term`].
     pub term: u64,
 }
 

@@ -192,6 +192,7 @@ fn header(cluster: &Cluster, block_id: u64, generation: u64) -> Result<WriteBloc
             downstream: vec![],
             expected_length: 0,
             access_token: token,
+            background_copy: false,
         })),
     })
 }

@@ -2,7 +2,7 @@
 //! (its blocks re-replicated, the surplus trimmed when it returns), a datanode killed in the
 //! middle of a `cp` through the FUSE mount (pipeline recovery), flipped bytes in a replica file
 //! (read around, reported, replaced), two of three datanodes gone (every file still readable),
-//! and a decommission (nothing lost).
+//! a decommission (nothing lost), and commands that reach datanodes between heartbeats.
 //!
 //! Every datanode of these tests scrubs (re-verifies its replicas) every second, set through
 //! the `DFS_DATANODE_SCRUB_*` environment the daemons inherit.
@@ -406,5 +406,34 @@ async fn decommissioning_a_datanode_loses_nothing() -> Result<()> {
     ensure!(r.missing == 0 && r.corrupt == 0, "{r:?}");
     check_files(&cluster, &files)?;
     wait_healthy(&cluster, "after removing the decommissioned datanode").await?;
+    Ok(())
+}
+
+/// Work the leader plans reaches a datanode at once, not with its next heartbeat: with
+/// heartbeats ten minutes apart (none falls due during the test), a decommission still drains,
+/// because datanodes wait for commands in a long poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_reach_datanodes_between_heartbeats() -> Result<()> {
+    scrub_fast();
+    let cluster = Cluster::start(ClusterConfig {
+        datanodes: 4,
+        heartbeat: Duration::from_secs(600),
+        dead_after: Duration::from_secs(1800),
+        ..ClusterConfig::default()
+    })
+    .await?;
+    let files = put_files(&cluster, 2, 2 * MIB + 99)?;
+    wait_healthy(&cluster, "after the writes").await?;
+    let victim = (0..4)
+        .max_by_key(|i| cluster.replica_files(*i).len())
+        .context("a datanode")?;
+    let id = datanode_id(&cluster, victim)?;
+    cluster.dfs_ok(&["admin", "decommission", &id])?;
+    poll_until(HEAL, || async {
+        (state_of(&cluster, &id).await == Some(DatanodeState::Decommissioned)).then_some(())
+    })
+    .await
+    .with_context(|| format!("not decommissioned\n{}", cluster.logs_for_failure()))?;
+    check_files(&cluster, &files)?;
     Ok(())
 }

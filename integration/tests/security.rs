@@ -244,6 +244,7 @@ async fn write_with(
                 downstream: vec![],
                 expected_length: 0,
                 access_token: token.to_string(),
+                background_copy: false,
             })),
         },
         WriteBlockRequest {

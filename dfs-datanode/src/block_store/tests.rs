@@ -65,6 +65,24 @@ fn write_read_and_restart() {
 }
 
 #[test]
+fn a_copy_written_behind_the_cache_reads_back_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = BlockStore::open(dir.path(), NO_LIMITS).expect("open");
+    // Past two write-behind steps, ending mid-piece, so every path of `write_behind` runs.
+    let data = pattern(2 * WRITE_BEHIND as usize + 3 * CHECKSUM_CHUNK + 17);
+    let r = replica(77, 2);
+    let mut w = store.create(r, data.len() as u64).expect("create");
+    w.drop_cache_behind();
+    for piece in data.chunks(16 * CHECKSUM_CHUNK) {
+        w.append(piece, &checksum::checksums(piece))
+            .expect("append");
+    }
+    let info = w.finish().expect("finish");
+    assert_eq!(info.len, data.len() as u64);
+    assert_eq!(read_all(&store, r), data);
+}
+
+#[test]
 fn existing_replicas_are_refused_and_generations_coexist() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = BlockStore::open(dir.path(), NO_LIMITS).expect("open");

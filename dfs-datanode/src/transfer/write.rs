@@ -12,9 +12,7 @@ use crate::Node;
 use crate::block_store::{BlockWriter, Replica, StoreError};
 use crate::peers::{OutboundSender, outbound};
 use dfs_proto::grpc::write_block_request::Msg;
-use dfs_proto::grpc::{
-    BlockRef, DataChunk, WriteBlockHeader, WriteBlockRequest, WriteBlockResponse,
-};
+use dfs_proto::grpc::{DataChunk, WriteBlockHeader, WriteBlockRequest, WriteBlockResponse};
 use dfs_proto::rest::BlockInfo;
 use dfs_proto::token::BlockOp;
 use dfs_proto::{BlockId, Generation, checksum};
@@ -71,12 +69,27 @@ pub(super) async fn write_block(
         )));
     }
     let store = Arc::clone(&node.store);
-    let writer = blocking(move || store.create(replica, expected)).await?;
+    let background = header.background_copy;
+    let writer = blocking(move || {
+        let mut writer = store.create(replica, expected)?;
+        if background {
+            writer.drop_cache_behind();
+        }
+        Ok(writer)
+    })
+    .await?;
     let local = LocalWrite::start(writer);
     let mut downstream = match header.downstream.split_first() {
         Some((next, rest)) => {
             let token = header.access_token.clone();
-            Some(Downstream::start(node, next, rest, block, expected, token).await?)
+            let header = WriteBlockHeader {
+                block: Some(block),
+                downstream: rest.to_vec(),
+                expected_length: expected,
+                access_token: token,
+                background_copy: background,
+            };
+            Some(Downstream::start(node, next, header).await?)
         }
         None => None,
     };
@@ -289,10 +302,7 @@ impl Downstream {
     async fn start(
         node: &Node,
         next: &str,
-        rest: &[String],
-        block: BlockRef,
-        expected_length: u64,
-        access_token: String,
+        header: WriteBlockHeader,
     ) -> Result<Downstream, Status> {
         let mut client = node.peers.client(next)?;
         let (tx, stream) = outbound(STAGE_DEPTH);
@@ -307,14 +317,7 @@ impl Downstream {
             tx: Some(tx),
             task,
         };
-        downstream
-            .send(Msg::Header(WriteBlockHeader {
-                block: Some(block),
-                downstream: rest.to_vec(),
-                expected_length,
-                access_token,
-            }))
-            .await;
+        downstream.send(Msg::Header(header)).await;
         Ok(downstream)
     }
 

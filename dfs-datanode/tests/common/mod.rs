@@ -160,6 +160,7 @@ pub fn header(id: u64, generation: u64, downstream: &[&str], len: u64) -> WriteB
             expected_length: len,
             // These datanodes run without a cluster secret: no token is checked.
             access_token: String::new(),
+            background_copy: false,
         })),
     }
 }

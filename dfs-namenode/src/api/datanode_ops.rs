@@ -6,11 +6,13 @@ use super::AppState;
 use crate::events::EventKind;
 use crate::namespace::ReplicaStatus;
 use dfs_proto::rest::{
-    BlockInfo, BlockReportRequest, ClusterReport, DatanodeCommand, DatanodeReport, Empty,
-    HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest, RegisterDatanodeRequest,
-    RegisterDatanodeResponse, StatFsResponse,
+    BlockInfo, BlockReportRequest, ClusterReport, CommandPollRequest, CommandPollResponse,
+    DatanodeCommand, DatanodeReport, Empty, HeartbeatRequest, HeartbeatResponse,
+    IncrementalBlockReportRequest, RegisterDatanodeRequest, RegisterDatanodeResponse,
+    StatFsResponse,
 };
-use dfs_proto::{ApiError, NamenodeId};
+use dfs_proto::{ApiError, DatanodeId, NamenodeId};
+use std::time::Duration;
 
 pub async fn register(
     node: AppState,
@@ -42,25 +44,58 @@ pub async fn heartbeat(
             term,
         });
     }
+    let commands = take_commands(&node, &req.id);
+    Ok(HeartbeatResponse {
+        reregister: false,
+        commands,
+        term,
+    })
+}
+
+/// The commands queued for datanode `id`, handed out once; none unless this namenode leads.
+fn take_commands(node: &AppState, id: &DatanodeId) -> Vec<DatanodeCommand> {
     let mut commands = Vec::new();
     if node.is_leader() {
-        let deletes = node.blocks().take_deletes(&req.id);
+        let deletes = node.blocks().take_deletes(id);
         if !deletes.is_empty() {
-            tracing::debug!(datanode = %req.id, count = deletes.len(), "handing out deletes");
+            tracing::debug!(datanode = %id, count = deletes.len(), "handing out deletes");
             commands.push(DatanodeCommand::Delete { blocks: deletes });
         }
-        let replications = node.blocks().take_replications(&req.id);
+        let replications = node.blocks().take_replications(id);
         commands.extend(
             replications
                 .into_iter()
                 .map(|c| node.security.grant_command(c)),
         );
     }
-    Ok(HeartbeatResponse {
-        reregister: false,
-        commands,
-        term,
-    })
+    commands
+}
+
+/// Answers as soon as the leader has commands for the datanode, or with none once the asked
+/// wait (at most half the request timeout) runs out. Heartbeat answers hand out the same
+/// queue, so each command goes out once, to whichever asks first.
+pub async fn command_poll(
+    node: AppState,
+    req: CommandPollRequest,
+) -> Result<CommandPollResponse, ApiError> {
+    let wait = Duration::from_millis(req.wait_ms).min(node.settings.request_timeout / 2);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before looking, so commands queued in between still wake this poll.
+        let ready = node.commands_ready.notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        // Read before taking commands, as in `heartbeat`.
+        let term = node.term();
+        let commands = take_commands(&node, &req.id);
+        if !commands.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(CommandPollResponse { commands, term });
+        }
+        tokio::select! {
+            _ = ready => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
 }
 
 /// Classifies replicas against the local namespace (its lock is released before the block map

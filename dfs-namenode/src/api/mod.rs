@@ -114,6 +114,7 @@ pub fn router(node: AppState) -> Router {
     let r = route::<rest::StatFs, _, _>(r, d::statfs);
     let r = route::<rest::RegisterDatanode, _, _>(r, d::register);
     let r = route::<rest::Heartbeat, _, _>(r, d::heartbeat);
+    let r = route::<rest::CommandPoll, _, _>(r, d::command_poll);
     let r = route::<rest::BlockReport, _, _>(r, d::block_report);
     let r = route::<rest::IncrementalBlockReport, _, _>(r, d::incremental_block_report);
     let r = route::<rest::AdminReport, _, _>(r, d::admin_report);
