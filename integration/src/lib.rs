@@ -14,7 +14,7 @@ pub mod docker;
 pub mod mount;
 pub mod wait;
 
-pub use wait::poll_until;
+pub use wait::{poll_every, poll_until};
 
 /// Where the workspace's binaries are: `$DFS_BIN_DIR`, or the cargo profile directory that holds
 /// the running test executable (`target/<profile>/deps/<test>` → `target/<profile>`).

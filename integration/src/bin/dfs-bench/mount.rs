@@ -3,7 +3,7 @@
 //! `ls -l` / rm of 10,000 files in one directory, and 2,000 files of 64 KiB written and read
 //! back; plus the mount's peak memory.
 
-use crate::util::{rate, timed};
+use crate::util::{cp_sync, rate, timed};
 use anyhow::{Context, Result};
 use integration::mount::Mount;
 use integration::{Cluster, random_file};
@@ -34,18 +34,6 @@ fn can_drop_caches() -> bool {
         .write(true)
         .open("/proc/sys/vm/drop_caches")
         .is_ok()
-}
-
-fn seq_write(src: &Path, dst: &Path) -> Result<Duration> {
-    timed(
-        "cp",
-        Command::new("sh").arg("-c").arg(format!(
-            "cp '{}' '{}' && sync '{}'",
-            src.display(),
-            dst.display(),
-            dst.display()
-        )),
-    )
 }
 
 fn seq_read(path: &Path) -> Result<Duration> {
@@ -144,8 +132,8 @@ pub fn mount(cluster: &Cluster, file_mib: usize) -> Result<()> {
 
     let mut rows = Vec::new();
     let (dfs_file, local_file) = (mount.path("seq.bin"), local.join("seq.bin"));
-    let w_dfs = seq_write(&src, &dfs_file)?;
-    let w_local = seq_write(&src, &local_file)?;
+    let w_dfs = cp_sync(&src, &dfs_file)?;
+    let w_local = cp_sync(&src, &local_file)?;
     let rss = mount.pid().and_then(peak_rss_mib);
     rows.push(Row {
         what: "sequential write",

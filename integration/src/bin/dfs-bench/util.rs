@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use dfs_proto::rest;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,33 @@ pub fn timed(what: &str, cmd: &mut Command) -> Result<Duration> {
         bail!("{what} failed: {status}");
     }
     Ok(start.elapsed())
+}
+
+/// `cp` of `src` to `dst`, then `sync` of `dst`: how long a user waits for a durable copy.
+pub fn cp_sync(src: &Path, dst: &Path) -> Result<Duration> {
+    timed(
+        "cp",
+        Command::new("sh").arg("-c").arg(format!(
+            "cp '{}' '{}' && sync '{}'",
+            src.display(),
+            dst.display(),
+            dst.display()
+        )),
+    )
+}
+
+/// The local disk's write speed: [`cp_sync`] of `src` to `dst`, best of `runs` (`dst` is
+/// removed after each). The best, because on a virtual machine the first writes into memory
+/// the guest has not touched lately cost several times more than later ones, and a slow first
+/// run would flatter whatever is compared with it.
+pub fn local_write(src: &Path, dst: &Path, runs: usize) -> Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..runs.max(1) {
+        let took = cp_sync(src, dst)?;
+        std::fs::remove_file(dst)?;
+        best = best.min(took);
+    }
+    Ok(best)
 }
 
 pub fn rate(bytes: usize, d: Duration) -> f64 {
