@@ -9,8 +9,15 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts any thread.
+    dfs_proto::allocator::reuse_data_buffers(dfs_proto::allocator::Keep::PerThread);
+    tokio::runtime::Runtime::new()
+        .context("start the runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let print_config = cli.print_config;
     let config = Config::load(cli)?;

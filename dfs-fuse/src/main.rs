@@ -8,7 +8,7 @@ use dfs_fuse::config::{Args, Settings};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    dfs_fuse::return_freed_memory_promptly();
+    dfs_proto::allocator::reuse_data_buffers(dfs_proto::allocator::Keep::Little);
     let args = Args::parse();
     if args.print_config {
         return match Settings::load(args).and_then(|s| s.to_toml()) {

@@ -7,9 +7,11 @@
 //! - [`ids`], [`name`], [`error`], [`checksum`]: the domain types both sides agree on.
 //! - [`secret`], [`token`]: the cluster secret, the REST credential and block access tokens
 //!   derived from it.
+//! - [`allocator`]: how processes that move block data set up the allocator.
 //! - [`log_format`]: the `text`/`json` choice every daemon's configuration shares; with the
 //!   `logging` feature, `logging::init` starts the logs of a daemon or the mount.
 
+pub mod allocator;
 pub mod checksum;
 pub mod error;
 pub mod every;

@@ -5,6 +5,7 @@ use dfs_client::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
+    dfs_proto::allocator::reuse_data_buffers(dfs_proto::allocator::Keep::Little);
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
