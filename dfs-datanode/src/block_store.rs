@@ -552,6 +552,20 @@ impl BlockReader {
         self.sidecar.length
     }
 
+    /// Tells the kernel that `[offset, offset + len)` will be read soon, so it starts reading
+    /// it from disk in the background (advice only: a failure changes nothing).
+    pub fn will_need(&self, offset: u64, len: u64) {
+        // SAFETY: the descriptor belongs to `self.file`, open for the whole call; no pointers.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
     /// Reads up to `max` bytes starting at `offset` (a multiple of 64 KiB), with the stored
     /// checksum of each piece.
     pub fn read_chunk(&self, offset: u64, max: usize) -> Result<DataChunk, StoreError> {

@@ -1,7 +1,8 @@
 //! ReadBlock: stream a byte range of a replica, on the 64 KiB grid, with its stored checksums.
 //!
 //! The replica is opened and its first chunk (up to `TRANSFER_CHUNK` bytes) read on one trip to
-//! a blocking thread; a longer range is then read by a blocking thread into a bounded channel.
+//! a blocking thread; a longer range is then read by a blocking thread into a bounded channel,
+//! with the kernel asked to bring the next [`DISK_AHEAD`] bytes in from disk meanwhile.
 //! The reader on the other end verifies the checksums. A range that ends inside a
 //! piece is widened to the end of that piece, so every chunk carries whole pieces.
 
@@ -20,6 +21,8 @@ use tonic::Status;
 
 /// Chunks read ahead of the network.
 const READ_AHEAD: usize = 4;
+/// How far ahead of a long read the kernel is asked to bring the replica in from disk.
+const DISK_AHEAD: u64 = 16 * 1024 * 1024;
 
 pub(super) async fn read_block(
     node: &Arc<Node>,
@@ -80,7 +83,15 @@ pub(super) async fn read_block(
         let _transfer = transfer;
         let mut pos = pos;
         let mut ok = true;
+        // Up to where the kernel was asked to read ahead: the disk works on the next
+        // `DISK_AHEAD` bytes (in large requests, several at once) while this thread sends.
+        let mut advised = pos;
         loop {
+            if advised < end && advised < pos + DISK_AHEAD / 2 {
+                let to = (pos + DISK_AHEAD).min(end);
+                reader.will_need(advised, to - advised);
+                advised = to;
+            }
             let want = (end - pos).min(TRANSFER_CHUNK as u64) as usize;
             let item = response(reader.read_chunk(pos, want), length);
             let failed = item.is_err();
