@@ -72,7 +72,7 @@ fn take_commands(node: &AppState, id: &DatanodeId) -> Vec<DatanodeCommand> {
 }
 
 /// Answers as soon as the leader has commands for the datanode, or with none once the asked
-/// wait (at most half the request timeout) runs out. Heartbeat answers hand out the same
+/// wait (at most half the request timeout) runs out or the namenode stops. Heartbeat answers hand out the same
 /// queue, so each command goes out once, to whichever asks first.
 pub async fn command_poll(
     node: AppState,
@@ -88,12 +88,17 @@ pub async fn command_poll(
         // Read before taking commands, as in `heartbeat`.
         let term = node.term();
         let commands = take_commands(&node, &req.id);
-        if !commands.is_empty() || tokio::time::Instant::now() >= deadline {
+        if !commands.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || node.restart.is_cancelled()
+        {
             return Ok(CommandPollResponse { commands, term });
         }
         tokio::select! {
             _ = ready => {}
             _ = tokio::time::sleep_until(deadline) => {}
+            // Stopping (or restarting the Raft node): answer now rather than hold the shutdown.
+            _ = node.restart.cancelled() => {}
         }
     }
 }
