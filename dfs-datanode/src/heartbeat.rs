@@ -7,9 +7,9 @@
 //! Beside it runs a command poll ([`command_loop`]) that the namenode answers as soon as the
 //! leader has work for this datanode.
 //!
-//! Fencing: every heartbeat and command poll answer carries the namenode's Raft term. Commands are taken only
-//! from an answer whose term is at least the newest this datanode has seen from any namenode,
-//! so a deposed leader (an older term) can no longer order deletes or copies.
+//! Fencing: every heartbeat and command poll answer carries the namenode's Raft term. Commands
+//! are taken only from an answer whose term is at least the newest this datanode has seen from
+//! any namenode, so a deposed leader (an older term) can no longer order deletes or copies.
 
 use crate::Node;
 use crate::commands::CommandQueue;

@@ -72,8 +72,8 @@ fn take_commands(node: &AppState, id: &DatanodeId) -> Vec<DatanodeCommand> {
 }
 
 /// Answers as soon as the leader has commands for the datanode, or with none once the asked
-/// wait (at most half the request timeout) runs out or the namenode stops. Heartbeat answers hand out the same
-/// queue, so each command goes out once, to whichever asks first.
+/// wait (at most half the request timeout) runs out or the namenode stops. Heartbeat answers
+/// hand out the same queue, so each command goes out once, to whichever asks first.
 pub async fn command_poll(
     node: AppState,
     req: CommandPollRequest,
