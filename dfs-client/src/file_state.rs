@@ -275,8 +275,8 @@ impl FileState {
         Ok(())
     }
 
-    /// Ends the full streamed block and lets its pipeline sync it in the background while the
-    /// next block streams (once the block before it has settled).
+    /// Ends the streamed block (if any) and lets its pipeline sync it in the background while
+    /// the next block streams (once the block before it has settled).
     async fn finish_append_behind(&mut self) -> Result<()> {
         self.settle().await?;
         let Some(mut a) = self.append.take() else {
@@ -314,28 +314,8 @@ impl FileState {
     /// Ends the streamed block (if any) and settles the one before it: both join the block
     /// list as pending new generations.
     pub(crate) async fn finish_append(&mut self) -> Result<()> {
-        self.settle().await?;
-        let Some(mut a) = self.append.take() else {
-            return Ok(());
-        };
-        let result = async {
-            if !a.pending.is_empty() {
-                let chunk = a.pending.split().freeze();
-                a.stream.send(chunk).await?;
-            }
-            a.stream.finish().await
-        }
-        .await;
-        match result {
-            Ok(located) => {
-                self.set_block(a.index, &located);
-                Ok(())
-            }
-            Err(e) => {
-                self.poisoned = true;
-                Err(e)
-            }
-        }
+        self.finish_append_behind().await?;
+        self.settle().await
     }
 
     fn set_block(&mut self, index: u64, located: &LocatedBlock) {

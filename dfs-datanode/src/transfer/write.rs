@@ -81,15 +81,12 @@ pub(super) async fn write_block(
     let local = LocalWrite::start(writer);
     let mut downstream = match header.downstream.split_first() {
         Some((next, rest)) => {
-            let token = header.access_token.clone();
-            let header = WriteBlockHeader {
-                block: Some(block),
+            // The same header for the rest of the pipeline.
+            let forward = WriteBlockHeader {
                 downstream: rest.to_vec(),
-                expected_length: expected,
-                access_token: token,
-                background_copy: background,
+                ..header.clone()
             };
-            Some(Downstream::start(node, next, header).await?)
+            Some(Downstream::start(node, next, forward).await?)
         }
         None => None,
     };

@@ -54,20 +54,23 @@ pub async fn heartbeat(
 
 /// The commands queued for datanode `id`, handed out once; none unless this namenode leads.
 fn take_commands(node: &AppState, id: &DatanodeId) -> Vec<DatanodeCommand> {
-    let mut commands = Vec::new();
-    if node.is_leader() {
-        let deletes = node.blocks().take_deletes(id);
-        if !deletes.is_empty() {
-            tracing::debug!(datanode = %id, count = deletes.len(), "handing out deletes");
-            commands.push(DatanodeCommand::Delete { blocks: deletes });
-        }
-        let replications = node.blocks().take_replications(id);
-        commands.extend(
-            replications
-                .into_iter()
-                .map(|c| node.security.grant_command(c)),
-        );
+    if !node.is_leader() {
+        return Vec::new();
     }
+    let (deletes, replications) = {
+        let mut map = node.blocks();
+        (map.take_deletes(id), map.take_replications(id))
+    };
+    let mut commands = Vec::new();
+    if !deletes.is_empty() {
+        tracing::debug!(datanode = %id, count = deletes.len(), "handing out deletes");
+        commands.push(DatanodeCommand::Delete { blocks: deletes });
+    }
+    commands.extend(
+        replications
+            .into_iter()
+            .map(|c| node.security.grant_command(c)),
+    );
     commands
 }
 
