@@ -315,6 +315,14 @@ impl BlockMap {
         self.copies.values().filter(|c| &c.source == node).count()
     }
 
+    /// Copies `node` is to receive that are not confirmed yet.
+    pub fn copies_to(&self, node: &DatanodeId) -> usize {
+        self.copies
+            .values()
+            .filter(|c| c.targets.contains(node))
+            .count()
+    }
+
     /// Copies handed out and not confirmed yet.
     pub fn pending_copies(&self) -> usize {
         self.copies.len()

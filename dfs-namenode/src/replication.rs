@@ -144,10 +144,17 @@ pub fn plan(
 
     // Most urgent first: fewest counting replicas, then fewest sources.
     queue.sort_by_key(|s| (s.counting, s.sources.len()));
-    let writable: Vec<DatanodeInfo> = nodes
+    // Placement weighs datanodes by the transfers they last reported; the copies planned since
+    // (earlier rounds' unconfirmed ones and this round's) count too, so that one round's copies
+    // spread over the targets instead of piling onto whichever looked idlest at its start.
+    let mut writable: Vec<DatanodeInfo> = nodes
         .iter()
         .filter(|(_, live)| *live)
-        .map(|(i, _)| i.clone())
+        .map(|(i, _)| {
+            let mut i = i.clone();
+            i.active_transfers += (map.copies_to(&i.id) + map.copies_from(&i.id)) as u32;
+            i
+        })
         .collect();
     let mut outstanding: HashMap<DatanodeId, usize> = writable
         .iter()
@@ -179,6 +186,11 @@ pub fn plan(
         };
         let deadline = now + copy_timeout(s.block.len);
         tracing::debug!(block = %s.block.id, %source, ?targets, live = s.counting, "scheduling copy");
+        for n in writable.iter_mut() {
+            if n.id == source || targets.iter().any(|t| t.id == n.id) {
+                n.active_transfers += 1;
+            }
+        }
         map.schedule_copy(s.block, &source, targets, deadline);
         *outstanding.entry(source).or_default() += 1;
         summary.copies_scheduled += 1;

@@ -168,3 +168,35 @@ fn a_decommissioning_node_is_drained_then_decommissioned() {
     assert_eq!(s.decommissioned, vec![dn("a")]);
     assert_eq!(s.surplus_deleted, 0, "the drained replica is left alone");
 }
+
+#[test]
+fn one_rounds_copies_spread_over_the_targets() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut map = BlockMap::new();
+    // Twelve blocks lost their replica on `x`; each still has `a` and `b`, so any of c-f
+    // may take the copy.
+    let blocks: Vec<_> = (1..=12).map(block).collect();
+    for n in ["a", "b", "x"] {
+        hold(&mut map, n, &blocks);
+    }
+    let mut nodes: Vec<_> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|n| node(n, true))
+        .collect();
+    nodes.push(node("x", false));
+    let s = plan(&mut map, &blocks, &nodes, 3, Instant::now(), &mut rng);
+    assert_eq!(s.copies_scheduled, 12);
+    let mut received: HashMap<String, usize> = HashMap::new();
+    for source in ["a", "b"] {
+        for (_, targets) in copies(&mut map, source) {
+            for t in targets {
+                *received.entry(t).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(received.len(), 4, "every target gets copies: {received:?}");
+    assert!(
+        received.values().all(|n| (2..=4).contains(n)),
+        "three copies each, give or take one: {received:?}"
+    );
+}
