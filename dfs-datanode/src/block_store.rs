@@ -23,6 +23,7 @@ use dfs_proto::checksum::CHECKSUM_CHUNK;
 use dfs_proto::grpc::DataChunk;
 use dfs_proto::rest::{BlockInfo, ReplicaRef};
 use dfs_proto::{BlockId, DatanodeId, Generation};
+use direct::DirectWriter;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
@@ -31,6 +32,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod direct;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -289,7 +291,7 @@ impl BlockStore {
             length: 0,
             crcs: Vec::new(),
             finished: false,
-            drop_behind: None,
+            direct: None,
         };
         // On error the writer's Drop releases the reservation.
         writer.file =
@@ -408,55 +410,22 @@ pub struct BlockWriter {
     /// The CRC of every 64 KiB piece, as the writer sent them (already verified).
     crcs: Vec<u32>,
     finished: bool,
-    /// With [`BlockWriter::drop_cache_behind`]: the bytes handed to writeback so far.
-    drop_behind: Option<u64>,
+    /// With [`BlockWriter::bypass_cache`]: the direct writer of the data.
+    direct: Option<DirectWriter>,
 }
 
-/// Bytes a writer that drops its cache lets pile up before it hands them to writeback.
-const WRITE_BEHIND: u64 = 8 * 1024 * 1024;
-
 impl BlockWriter {
-    /// Writes this replica without keeping it in the page cache: every [`WRITE_BEHIND`] bytes
-    /// the new range goes to writeback and the range before it, on disk by then, leaves the
-    /// cache; [`BlockWriter::finish`] drops the rest. For copies nobody is about to read
-    /// (re-replication), so that they neither push out what clients read nor make the kernel
-    /// find fresh memory for every byte.
-    pub fn drop_cache_behind(&mut self) {
-        self.drop_behind = Some(0);
-    }
-
-    /// Hands the bytes appended since the last call to writeback and drops the older ones from
-    /// the cache, once [`WRITE_BEHIND`] bytes have piled up. Advice only: durability comes
-    /// from `finish`, so failures are ignored.
-    fn write_behind(&mut self) {
-        let (Some(handed), Some(file)) = (self.drop_behind, self.file.as_ref()) else {
-            return;
-        };
-        if self.length - handed < WRITE_BEHIND {
-            return;
-        }
-        let fd = file.as_raw_fd();
-        // SAFETY: `fd` belongs to `file`, open for the whole call; the calls take no pointers.
-        unsafe {
-            libc::sync_file_range(
-                fd,
-                handed as libc::off64_t,
-                (self.length - handed) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-            if handed > 0 {
-                libc::sync_file_range(
-                    fd,
-                    0,
-                    handed as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                        | libc::SYNC_FILE_RANGE_WRITE
-                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                );
-                libc::posix_fadvise(fd, 0, handed as libc::off_t, libc::POSIX_FADV_DONTNEED);
+    /// Writes this replica's data around the page cache (`O_DIRECT`), for copies nobody is
+    /// about to read (re-replication): they neither push out what clients read nor make the
+    /// kernel find, fill, write back and free page cache for every byte. Where the file system
+    /// has no direct writes, the replica is written through the cache as usual.
+    pub fn bypass_cache(&mut self) {
+        match DirectWriter::open(&self.tmp_data) {
+            Ok(direct) => self.direct = Some(direct),
+            Err(e) => {
+                tracing::debug!(replica = %self.replica, error = %e, "no direct writes here")
             }
         }
-        self.drop_behind = Some(self.length);
     }
 
     pub fn replica(&self) -> Replica {
@@ -475,10 +444,13 @@ impl BlockWriter {
                 .store
                 .reserve_more(self.replica, needed - self.reserved)?;
         }
-        file.write_all(data).context("write a block file")?;
+        match self.direct.as_mut() {
+            Some(direct) => direct.append(data),
+            None => file.write_all(data),
+        }
+        .context("write a block file")?;
         self.length += data.len() as u64;
         self.crcs.extend_from_slice(crcs);
-        self.write_behind();
         Ok(())
     }
 
@@ -490,11 +462,10 @@ impl BlockWriter {
     /// Makes the replica durable and visible: sidecar, fsync, rename into `current/`.
     pub fn finish(mut self) -> Result<BlockInfo, StoreError> {
         if let Some(file) = self.file.take() {
-            file.sync_all().context("sync a block file")?;
-            if self.drop_behind.is_some() {
-                // SAFETY: as in `write_behind`. Clean pages now: the advice drops them all.
-                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            if let Some(direct) = self.direct.as_mut() {
+                direct.finish(&file).context("write a block file")?;
             }
+            file.sync_all().context("sync a block file")?;
         }
         let sidecar = Sidecar {
             length: self.length,

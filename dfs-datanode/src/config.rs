@@ -56,7 +56,9 @@ pub struct Config {
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:9866";
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:9864";
 pub const DEFAULT_RESERVED: u64 = 256 * 1024 * 1024;
-pub const DEFAULT_REPLICATION_BANDWIDTH: u64 = 256 * 1024 * 1024;
+/// Per sending datanode, all its copies together; lower it where copies must leave more of the
+/// disks and the network to clients.
+pub const DEFAULT_REPLICATION_BANDWIDTH: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -239,7 +241,7 @@ pub struct Cli {
     #[arg(long, env = "DFS_DATANODE_RESERVED")]
     pub reserved: Option<ByteSize>,
     /// Bytes per second sent for replication copies, e.g. 100MiB; 0 = no limit
-    /// [default: 256MiB].
+    /// [default: 512MiB].
     #[arg(long, env = "DFS_DATANODE_REPLICATION_BANDWIDTH")]
     pub replication_bandwidth: Option<ByteSize>,
     /// Bytes per second the scrubber verifies, e.g. 4MiB; 0 = off [default: 4MiB].

@@ -65,15 +65,15 @@ fn write_read_and_restart() {
 }
 
 #[test]
-fn a_copy_written_behind_the_cache_reads_back_whole() {
+fn a_copy_written_around_the_cache_reads_back_whole() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = BlockStore::open(dir.path(), NO_LIMITS).expect("open");
-    // Past two write-behind steps, ending mid-piece, so every path of `write_behind` runs.
-    let data = pattern(2 * WRITE_BEHIND as usize + 3 * CHECKSUM_CHUNK + 17);
+    // Past two stages, in pieces that straddle them, ending mid-page.
+    let data = pattern(2 * direct::STAGE + 3 * CHECKSUM_CHUNK + 17);
     let r = replica(77, 2);
     let mut w = store.create(r, data.len() as u64).expect("create");
-    w.drop_cache_behind();
-    for piece in data.chunks(16 * CHECKSUM_CHUNK) {
+    w.bypass_cache();
+    for piece in data.chunks(3 * CHECKSUM_CHUNK) {
         w.append(piece, &checksum::checksums(piece))
             .expect("append");
     }

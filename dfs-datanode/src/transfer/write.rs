@@ -73,7 +73,7 @@ pub(super) async fn write_block(
     let writer = blocking(move || {
         let mut writer = store.create(replica, expected)?;
         if background {
-            writer.drop_cache_behind();
+            writer.bypass_cache();
         }
         Ok(writer)
     })

@@ -114,7 +114,7 @@ pub async fn rereplication(file_mib: usize) -> Result<()> {
         took.as_secs_f64()
     );
     let bandwidth = std::env::var("DFS_DATANODE_REPLICATION_BANDWIDTH")
-        .unwrap_or_else(|_| "256MiB (the default)".to_string());
+        .unwrap_or_else(|_| "512MiB (the default)".to_string());
     println!(
         "  (each datanode sends copies at most at --replication-bandwidth {bandwidth} per second)"
     );
