@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use dashmap::DashMap;
-use dfs_proto::MAX_GRPC_MESSAGE;
 use dfs_proto::grpc::data_transfer_client::DataTransferClient;
+use dfs_proto::{MAX_GRPC_MESSAGE, flow};
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -38,7 +38,10 @@ impl DatanodePool {
                         source,
                     })?
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true);
+                    .tcp_nodelay(true)
+                    .max_frame_size(flow::MAX_FRAME)
+                    .initial_stream_window_size(flow::STREAM_WINDOW)
+                    .initial_connection_window_size(flow::CONNECTION_WINDOW);
                 self.channels
                     .entry(addr.to_string())
                     .or_insert_with(|| endpoint.connect_lazy())

@@ -34,6 +34,7 @@ pub use transfer::FAILED_DATANODE;
 
 use anyhow::Context;
 use block_store::BlockStore;
+use dfs_proto::flow;
 use peers::Peers;
 use reports::{NamenodeClient, Reports};
 use space::{Space, SpaceLimits};
@@ -207,7 +208,10 @@ pub async fn run(
         .http2_keepalive_interval(Some(GRPC_KEEPALIVE))
         .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(GRPC_MAX_STREAMS)
-        .http2_max_header_list_size(GRPC_MAX_HEADER_LIST);
+        .http2_max_header_list_size(GRPC_MAX_HEADER_LIST)
+        .max_frame_size(flow::MAX_FRAME)
+        .initial_stream_window_size(flow::STREAM_WINDOW)
+        .initial_connection_window_size(flow::CONNECTION_WINDOW);
     if let Some(tls) = &server_tls {
         grpc = grpc.tls_config(tls.grpc()).context("gRPC TLS settings")?;
     }

@@ -2,6 +2,7 @@
 //! [`Channel`] per peer address, cloned for each call, never one connection per call; and the
 //! outgoing WriteBlock stream that ends only when told to ([`outbound`]).
 
+use dfs_proto::flow;
 use dfs_proto::grpc::WriteBlockRequest;
 use dfs_proto::grpc::data_transfer_client::DataTransferClient;
 use futures::Stream;
@@ -43,7 +44,10 @@ impl Peers {
                         Status::invalid_argument(format!("bad datanode address {addr:?}: {e}"))
                     })?
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true);
+                    .tcp_nodelay(true)
+                    .max_frame_size(flow::MAX_FRAME)
+                    .initial_stream_window_size(flow::STREAM_WINDOW)
+                    .initial_connection_window_size(flow::CONNECTION_WINDOW);
                 let channel = endpoint.connect_lazy();
                 channels.insert(addr.to_string(), channel.clone());
                 channel

@@ -49,3 +49,16 @@ pub const MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024 + 64 * 1024;
 
 /// Size of the data in one gRPC chunk message that writers and readers aim for.
 pub const TRANSFER_CHUNK: usize = 1024 * 1024;
+
+/// HTTP/2 flow control for block transfers, on both ends of every datanode connection. hyper's
+/// defaults (16 KiB frames; a 1 MiB window per stream and per connection at a server) let a
+/// sender have one chunk in flight per connection, so each stage of a pipeline waited for the
+/// next one's window updates, and a 1 MiB chunk crossed as 64 frames.
+pub mod flow {
+    /// Largest HTTP/2 frame either side accepts (a whole chunk fits in one).
+    pub const MAX_FRAME: u32 = 1024 * 1024 + 64 * 1024;
+    /// Bytes a stream may have in flight: a few chunks.
+    pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+    /// Bytes a connection may have in flight over all its streams.
+    pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+}
