@@ -28,7 +28,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -549,10 +548,7 @@ impl BlockReader {
             });
         }
         let len = (length - offset).min(max as u64) as usize;
-        let mut data = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut data, offset)
-            .context("read a block file")?;
+        let data = read_exact_at(&self.file, len, offset).context("read a block file")?;
         let first = (offset / CHECKSUM_CHUNK as u64) as usize;
         let count = len.div_ceil(CHECKSUM_CHUNK);
         let crcs = self
@@ -570,4 +566,38 @@ impl BlockReader {
             crc32c: crcs,
         })
     }
+}
+
+/// Reads `len` bytes at `offset` into a new buffer, without zeroing the buffer first (zeroing
+/// every chunk cost ~9% of the CPU of a datanode and its mount during a streamed read).
+fn read_exact_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let (filled, at) = (buf.len(), offset + buf.len() as u64);
+        let spare = &mut buf.spare_capacity_mut()[..len - filled];
+        // SAFETY: `pread` writes at most `spare.len()` bytes into `spare`, memory the vector
+        // owns and nothing else borrows during the call.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                at as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                // SAFETY: the kernel initialised the `n` bytes after the current length.
+                unsafe { buf.set_len(filled + n as usize) }
+            }
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(buf)
 }
