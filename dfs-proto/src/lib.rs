@@ -13,6 +13,7 @@
 
 pub mod allocator;
 pub mod checksum;
+pub mod codec;
 pub mod error;
 pub mod every;
 pub mod identity;
