@@ -252,6 +252,20 @@ impl OpenFile {
 
     /// Up to `len` bytes at `offset`; short only at the end of the file.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes> {
+        Ok(self.read_around(offset, len, 0).await?.0)
+    }
+
+    /// [`OpenFile::read`]; and when no stream serves the read, it lies within one
+    /// `piece`-aligned piece of the file, and this mount is not writing the file, also that
+    /// whole piece with its offset (`piece` 0: never). A datanode reads, checks and sends whole
+    /// checksum pieces anyway, so the rest of the piece costs nothing more; the caller may keep
+    /// it for the reads around this one.
+    pub async fn read_around(
+        &self,
+        offset: u64,
+        len: u32,
+        piece: u64,
+    ) -> Result<(Bytes, Option<(u64, Bytes)>)> {
         let len = u64::from(len);
         let version = self.shared.version.load(Ordering::Acquire);
         {
@@ -265,17 +279,36 @@ impl OpenFile {
                 match got {
                     Some(bytes) if self.shared.version.load(Ordering::Acquire) == version => {
                         ra.note(offset, offset + bytes.len() as u64);
-                        return Ok(bytes);
+                        return Ok((bytes, None));
                     }
                     // Another version, a read elsewhere, or a failed stream: the direct way.
                     _ => ra.stream = None,
                 }
             }
         }
-        let bytes = read_direct(&self.shared, offset, len).await?;
+        let size = self.attr().size;
+        let start = offset.checked_div(piece).map_or(offset, |n| n * piece);
+        let end = start.saturating_add(piece).min(size);
+        let widen = piece > 0
+            && !self.is_writable()
+            && offset < end
+            && offset.saturating_add(len) <= start + piece
+            && len < end - start;
+        if !widen {
+            let bytes = read_direct(&self.shared, offset, len).await?;
+            self.after_read(offset, offset + bytes.len() as u64, version)
+                .await;
+            return Ok((bytes, None));
+        }
+        let whole = read_direct(&self.shared, start, end - start).await?;
+        let from = ((offset - start) as usize).min(whole.len());
+        let to = ((offset + len - start) as usize).min(whole.len());
+        let bytes = whole.slice(from..to);
         self.after_read(offset, offset + bytes.len() as u64, version)
             .await;
-        Ok(bytes)
+        let unchanged =
+            self.shared.version.load(Ordering::Acquire) == version && !self.is_writable();
+        Ok((bytes, unchanged.then_some((start, whole))))
     }
 
     /// Notes a read served the direct way; the second read of a sequential run starts a

@@ -12,7 +12,7 @@ use crate::options::MountOptions;
 use anyhow::{Context, Result};
 use dfs_client::{Client, ClientConfig};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -83,7 +83,13 @@ fn mount(runtime: &tokio::runtime::Runtime, config: &MountConfig) -> Result<Live
         },
     );
     let metrics = crate::metrics::start(runtime, config.options.metrics_listen)?;
-    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone(), metrics);
+    let notifier = Arc::new(OnceLock::new());
+    let adapter = FuseAdapter::new(
+        fs.clone(),
+        runtime.handle().clone(),
+        metrics,
+        Arc::clone(&notifier),
+    );
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = config.options.fuser_options(&fsname);
     fuse_config.acl = config.options.acl();
@@ -91,6 +97,7 @@ fn mount(runtime: &tokio::runtime::Runtime, config: &MountConfig) -> Result<Live
     fuse_config.clone_fd = true;
     let mut session = fuser::Session::new(adapter, &config.mountpoint, &fuse_config)
         .with_context(|| format!("mount at {}", config.mountpoint.display()))?;
+    let _ = notifier.set(session.notifier());
     let unmounter = session.unmount_callable();
     let (tx, done) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()

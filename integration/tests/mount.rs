@@ -418,3 +418,86 @@ async fn rename_flags_and_a_read_only_mount() -> Result<()> {
     ensure!(!mount.path("new.txt").exists() && mount.path("c.txt").exists());
     Ok(())
 }
+
+/// 4 KiB reads at `offsets` of `path`, through one descriptor, each checked against `want`.
+fn check_reads(file: &std::fs::File, offsets: &[u64], want: &[u8], what: &str) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    for &off in offsets {
+        let end = (off as usize + 4096).min(want.len());
+        let mut buf = vec![0u8; end - off as usize];
+        file.read_exact_at(&mut buf, off)?;
+        ensure!(
+            buf == want[off as usize..end],
+            "{what}: wrong bytes at {off}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_reads_fill_the_page_cache_with_current_data() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let one = Mount::start(&cluster, &[])?;
+    let two = Mount::start(&cluster, &[])?;
+    let local = cluster.scratch("r.bin");
+    random_file(&local, 3 * MIB + 5000, 21)?;
+    sh(&format!("cp {} {}", p(&local), p(&one.path("r.bin"))))?;
+    let mut want = std::fs::read(&local)?;
+
+    // Mount two has none of the file cached: each small read brings its whole 64 KiB piece
+    // into the kernel's page cache, and the reads around it are served from there. Offsets in
+    // pieces read before, across a block boundary and in the last, partial piece.
+    let len = want.len() as u64;
+    let offsets: Vec<u64> = [
+        0,
+        8192,
+        61440,
+        MIB as u64 - 4096,
+        MIB as u64,
+        MIB as u64 + 12288,
+        2 * MIB as u64 + 40960,
+        len - 5000 + 904,
+        len - 4096,
+        3 * MIB as u64,
+    ]
+    .to_vec();
+    let reader = std::fs::File::open(two.path("r.bin"))?;
+    check_reads(&reader, &offsets, &want, "first reads")?;
+    check_reads(&reader, &offsets, &want, "reads again")?;
+
+    // This mount writes the file while the reader stays open: its reads see the new bytes.
+    sh(&format!(
+        "printf 'NEWBYTES%.0s' $(seq 1 2048) | dd of={} bs=4096 seek=2 conv=notrunc status=none",
+        p(&two.path("r.bin"))
+    ))?;
+    let patch: Vec<u8> = b"NEWBYTES".iter().copied().cycle().take(16384).collect();
+    want[8192..8192 + patch.len()].copy_from_slice(&patch);
+    check_reads(&reader, &offsets, &want, "after this mount's write")?;
+    ensure!(
+        std::fs::metadata(two.path("r.bin"))?.len() == len,
+        "the write changed the size"
+    );
+
+    // Another mount replaces the content; a new open here sees it (close-to-open), not the
+    // pieces cached before.
+    drop(reader);
+    random_file(&local, 3 * MIB + 5000, 22)?;
+    sh(&format!("cp {} {}", p(&local), p(&one.path("r.bin"))))?;
+    let want = std::fs::read(&local)?;
+    let reader = std::fs::File::open(two.path("r.bin"))?;
+    check_reads(&reader, &offsets, &want, "after another mount's rewrite")?;
+
+    // Truncated here, the file keeps its new size however many pieces were cached.
+    sh(&format!("truncate -s 100000 {}", p(&two.path("r.bin"))))?;
+    ensure!(
+        std::fs::metadata(two.path("r.bin"))?.len() == 100_000,
+        "the truncate did not hold"
+    );
+    let short = &want[..100_000];
+    check_reads(&reader, &[0, 65536, 95904], short, "after the truncate")?;
+    ensure!(
+        sh(&format!("wc -c < {}", p(&two.path("r.bin"))))?.trim() == "100000",
+        "a read after the truncate sees the old size"
+    );
+    Ok(())
+}

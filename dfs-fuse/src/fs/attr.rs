@@ -78,6 +78,9 @@ impl DfsFs {
     /// the namenode.
     pub async fn setattr(&self, ino: InodeId, change: SetAttr, caller: Caller) -> Result<Attr> {
         self.ensure_writable_mount()?;
+        if change.size.is_some() {
+            self.cache_may_change();
+        }
         let mut size = change.size;
         let open = self.handles.open_file(ino);
         if let (Some(len), Some(file)) = (size, &open) {

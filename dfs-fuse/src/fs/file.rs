@@ -9,6 +9,7 @@ use super::{Caller, DfsFs, lock, utf8};
 use crate::error::{FsError, Result};
 use bytes::Bytes;
 use dfs_client::OpenFile;
+use dfs_proto::checksum::CHECKSUM_CHUNK;
 use dfs_proto::rest::{Attr, Create, CreateRequest, FileKind};
 use dfs_proto::{ErrorCode, InodeId};
 use std::ffi::OsStr;
@@ -36,6 +37,27 @@ impl OpenFlags {
             exclusive: flags & libc::O_EXCL != 0,
         }
     }
+}
+
+/// The answer to a read.
+#[derive(Debug, Clone)]
+pub struct ReadReply {
+    /// The bytes asked for.
+    pub data: Bytes,
+    /// For a small read of a file this mount is not writing, the whole checksum piece around
+    /// it: the datanode read, checked and sent all of it anyway, and with it in the kernel's
+    /// page cache the reads around this one (random reads of a cold file) need no trip here.
+    pub fill: Option<PageFill>,
+}
+
+/// File data the kernel may keep in its page cache: current as of this mount's open of the
+/// file, unless [`DfsFs::cache_changes`] has moved from `changes` by the time it is stored.
+#[derive(Debug, Clone)]
+pub struct PageFill {
+    pub ino: InodeId,
+    pub offset: u64,
+    pub data: Bytes,
+    pub changes: u64,
 }
 
 /// The answer to open and create.
@@ -78,6 +100,9 @@ impl DfsFs {
         flags: OpenFlags,
         created: Option<Attr>,
     ) -> Result<Opened> {
+        // Any open may drop the file's cached pages (it finds another version) or let this
+        // mount change them.
+        self.cache_may_change();
         let slot = self.handles.slot(ino);
         let result = self.open_in_slot(ino, flags, &slot, created).await;
         if result.is_err() {
@@ -218,9 +243,22 @@ impl DfsFs {
         self.handles.file(fh).ok_or(FsError::BadHandle(fh))
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes> {
+    /// A read; a small one that no stream serves comes with its whole checksum piece for the
+    /// kernel's page cache (see [`ReadReply`]).
+    pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<ReadReply> {
         let handle = self.handle(fh)?;
-        Ok(handle.file.read(offset, len).await?)
+        let changes = self.cache_changes();
+        let (data, piece) = handle
+            .file
+            .read_around(offset, len, CHECKSUM_CHUNK as u64)
+            .await?;
+        let fill = piece.map(|(offset, data)| PageFill {
+            ino: handle.file.ino(),
+            offset,
+            data,
+            changes,
+        });
+        Ok(ReadReply { data, fill })
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {

@@ -15,7 +15,7 @@ pub use xattr::XattrReply;
 
 pub use attr::{FsStats, IO_SIZE, SetAttr};
 pub use dir::{DirListEntry, RenameMode};
-pub use file::{OpenFlags, Opened};
+pub use file::{OpenFlags, Opened, PageFill, ReadReply};
 
 use crate::error::{FsError, Result};
 use dfs_client::Client;
@@ -24,6 +24,7 @@ use dfs_proto::rest::Attr;
 use handles::HandleTable;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Who makes a call: the owner of what it creates, and whose permissions the namenode checks
@@ -47,6 +48,12 @@ pub struct DfsFs {
     cached_versions: Mutex<HashMap<InodeId, u64>>,
     /// Parent of each directory seen (for `..` in listings); the root is its own parent.
     parents: Mutex<HashMap<InodeId, InodeId>>,
+    /// Bumped when this mount starts anything after which the kernel's cached pages of a file
+    /// may change or be dropped (every open: one that finds another version of the file drops
+    /// them; an open for writing or a truncating setattr lets them change), before the kernel
+    /// acts on it: a piece read for the page cache ([`ReadReply::fill`]) while it moved may be
+    /// older than what the kernel then holds.
+    cache_changes: AtomicU64,
 }
 
 /// A poisoned lock only means another task panicked mid-update of a map; the maps stay usable.
@@ -67,11 +74,21 @@ impl DfsFs {
             handles: HandleTable::default(),
             cached_versions: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::from([(InodeId::ROOT, InodeId::ROOT)])),
+            cache_changes: AtomicU64::new(0),
         })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// See [`DfsFs::cache_changes`]: compare before and after a page-cache fill.
+    pub fn cache_changes(&self) -> u64 {
+        self.cache_changes.load(Ordering::Acquire)
+    }
+
+    fn cache_may_change(&self) {
+        self.cache_changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn ensure_writable_mount(&self) -> Result<()> {

@@ -9,7 +9,7 @@ mod convert;
 mod identity;
 
 use crate::error::FsError;
-use crate::fs::{Caller, DfsFs, OpenFlags, RenameMode, SetAttr, XattrReply};
+use crate::fs::{Caller, DfsFs, OpenFlags, PageFill, RenameMode, SetAttr, XattrReply};
 use crate::metrics::FuseMetrics;
 use convert::{errno, file_attr, file_type, set_time};
 use dfs_proto::InodeId;
@@ -22,7 +22,7 @@ use fuser::{
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -45,6 +45,8 @@ pub struct FuseAdapter {
     metrics: Option<Arc<FuseMetrics>>,
     /// Supplementary groups of requesting processes.
     callers: identity::Callers,
+    /// The session's channel for notifications to the kernel, once the session exists.
+    notifier: Arc<OnceLock<fuser::Notifier>>,
 }
 
 fn ino(n: INodeNo) -> InodeId {
@@ -63,13 +65,21 @@ fn fail(op: &'static str, e: &FsError) -> Errno {
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<DfsFs>, runtime: Handle, metrics: Option<Arc<FuseMetrics>>) -> FuseAdapter {
+    /// An adapter for `fs`; `notifier` is set once the session is made (until then nothing
+    /// is pushed to the kernel).
+    pub fn new(
+        fs: Arc<DfsFs>,
+        runtime: Handle,
+        metrics: Option<Arc<FuseMetrics>>,
+        notifier: Arc<OnceLock<fuser::Notifier>>,
+    ) -> FuseAdapter {
         FuseAdapter {
             fs,
             runtime,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             metrics,
             callers: identity::Callers::default(),
+            notifier,
         }
     }
 
@@ -112,6 +122,26 @@ impl FuseAdapter {
                 drop(permit);
             }),
         };
+    }
+}
+
+/// Hands `fill` to the kernel's page cache. Should the mount have started anything meanwhile
+/// that changes or drops cached pages (an open, a write, a truncate: the kernel may now hold
+/// newer pages than these), the range is dropped again, attributes with it. Advice only: errors (the inode left the kernel's cache) are
+/// ignored.
+///
+/// Runs on a blocking thread of its own, never on a runtime worker and never holding a request
+/// permit: the kernel makes the store wait for every page of the piece that a read still in
+/// flight has locked, and the reply that unlocks them may be a task queued behind this one on
+/// the same worker (a worker's next-task slot cannot be stolen by the other workers).
+fn fill_page_cache(fs: &DfsFs, notifier: &fuser::Notifier, fill: PageFill) {
+    let ino = INodeNo(fill.ino.0);
+    if let Err(e) = notifier.store(ino, fill.offset, &fill.data) {
+        tracing::debug!(ino = %fill.ino, error = %e, "page cache fill refused");
+        return;
+    }
+    if fs.cache_changes() != fill.changes {
+        let _ = notifier.inval_inode(ino, fill.offset as i64, fill.data.len() as i64);
     }
 }
 
@@ -373,9 +403,15 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let notifier = self.notifier.clone();
         self.spawn("read", |fs| async move {
             match fs.read(fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
+                Ok(read) => {
+                    reply.data(&read.data);
+                    if let (Some(fill), Some(notifier)) = (read.fill, notifier.get().cloned()) {
+                        tokio::task::spawn_blocking(move || fill_page_cache(&fs, &notifier, fill));
+                    }
+                }
                 Err(e) => reply.error(fail("read", &e)),
             }
         });
