@@ -107,10 +107,6 @@ impl LogStore {
     /// Reads the whole log back at start: every record must decode, indexes must follow one
     /// another from just after the last purged entry. Answers the last purged log id.
     pub fn check(&self) -> Result<Option<LogId>, LogStoreError> {
-        unpanic(|| self.check_records())
-    }
-
-    fn check_records(&self) -> Result<Option<LogId>, LogStoreError> {
         self.db.check()
     }
 
@@ -227,23 +223,35 @@ impl LogDb {
         &self,
         f: impl FnOnce(&mut Batch<'_>) -> Result<(), LogStoreError>,
     ) -> Result<(), LogStoreError> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(Durability::Immediate)?;
-        f(&mut Batch { tx: &tx })?;
-        tx.commit()?;
-        Ok(())
+        unpanic(|| {
+            let mut tx = self.db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            f(&mut Batch { tx: &tx })?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Whether nothing was ever written: no entry, nothing purged, no vote (a first start).
     pub fn is_pristine(&self) -> Result<bool, LogStoreError> {
-        let tx = self.db.begin_read()?;
-        let logs = tx.open_table(LOGS)?;
-        let meta = tx.open_table(META)?;
-        Ok(logs.is_empty()? && meta.get(KEY_PURGED)?.is_none() && meta.get(KEY_VOTE)?.is_none())
+        unpanic(|| {
+            let tx = self.db.begin_read()?;
+            let logs = tx.open_table(LOGS)?;
+            let meta = tx.open_table(META)?;
+            Ok(
+                logs.is_empty()?
+                    && meta.get(KEY_PURGED)?.is_none()
+                    && meta.get(KEY_VOTE)?.is_none(),
+            )
+        })
     }
 
-    /// See [`LogStore::check`].
+    /// See [`LogStore::check`]. redb's iterator panics on some damaged pages: an error here.
     pub fn check(&self) -> Result<Option<LogId>, LogStoreError> {
+        unpanic(|| self.check_entries())
+    }
+
+    fn check_entries(&self) -> Result<Option<LogId>, LogStoreError> {
         let purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
         self.get_meta::<Vote<NodeId>>(KEY_VOTE)?;
         self.get_meta::<Option<LogId>>(KEY_COMMITTED)?;
