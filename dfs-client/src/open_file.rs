@@ -286,11 +286,12 @@ impl OpenFile {
                 }
             }
         }
-        let size = self.attr().size;
-        let start = offset.checked_div(piece).map_or(offset, |n| n * piece);
-        let end = start.saturating_add(piece).min(size);
-        let widen = piece > 0
-            && !self.is_writable()
+        let widen_to = (piece > 0 && !self.is_writable()).then(|| {
+            let start = offset / piece * piece;
+            (start, start.saturating_add(piece).min(self.attr().size))
+        });
+        let (start, end) = widen_to.unwrap_or((offset, offset));
+        let widen = widen_to.is_some()
             && offset < end
             && offset.saturating_add(len) <= start + piece
             && len < end - start;

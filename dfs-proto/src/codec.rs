@@ -10,8 +10,8 @@ use bytes::BufMut;
 use prost::Message;
 use std::marker::PhantomData;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic_prost::{ProstCodec, ProstDecoder};
+use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
+use tonic_prost::ProstDecoder;
 
 /// A call's encode and decode buffers start at this size: a whole chunk and its framing.
 const BUFFER: usize = crate::TRANSFER_CHUNK + 64 * 1024;
@@ -42,14 +42,14 @@ where
     type Encode = T;
     type Decode = U;
     type Encoder = DataEncoder<T>;
-    type Decoder = DataDecoder<U>;
+    type Decoder = ProstDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         DataEncoder { _pd: PhantomData }
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DataDecoder(ProstCodec::<T, U>::raw_decoder(settings()))
+        ProstDecoder::new(settings())
     }
 }
 
@@ -71,23 +71,6 @@ impl<T: Message> Encoder for DataEncoder<T> {
         }
         item.encode(buf)
             .map_err(|e| Status::internal(format!("encoding a message: {e}")))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        settings()
-    }
-}
-
-/// prost's decoder, with this codec's buffer settings.
-#[derive(Debug)]
-pub struct DataDecoder<U>(ProstDecoder<U>);
-
-impl<U: Message + Default> Decoder for DataDecoder<U> {
-    type Item = U;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        self.0.decode(buf)
     }
 
     fn buffer_settings(&self) -> BufferSettings {
