@@ -7,6 +7,15 @@ use clap::Parser;
 use dfs_namenode::config::Args;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's allocator: a namenode request allocates and frees many small
+/// objects (HTTP headers, JSON values, log entries, replies), and glibc's malloc and free were a
+/// sixth of the namenode's CPU under 16 creating clients. Four interleaved runs of `dfs-bench
+/// --only metadata --ops 32000`: creates with 16 clients 10,121-11,220/s with glibc,
+/// 11,687-13,883/s with mimalloc; the namenode's CPU for the whole section 19.2-20.4 s against
+/// 16.9-19.2 s.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
