@@ -4,6 +4,7 @@ use crate::config::ClientConfig;
 use crate::datanode::DatanodePool;
 use crate::error::Result;
 use crate::lease::LeaseRenewer;
+use crate::local::LocalReads;
 use crate::namenode::Namenodes;
 use dfs_proto::ClientId;
 use dfs_proto::grpc::data_transfer_client::DataTransferClient;
@@ -26,6 +27,8 @@ pub(crate) struct Inner {
     /// Cluster settings (block size, lease period), fetched once on first need.
     pub(crate) cluster: OnceCell<ClusterInfoResponse>,
     pub(crate) leases: LeaseRenewer,
+    /// Replicas of datanodes on this machine, read from their files.
+    pub(crate) local: LocalReads,
 }
 
 impl Client {
@@ -36,6 +39,7 @@ impl Client {
         let namenodes = Namenodes::new(&config, tls.clone())?;
         Ok(Client {
             inner: Arc::new(Inner {
+                local: LocalReads::new(config.local_reads),
                 config,
                 namenodes,
                 datanodes: DatanodePool::new(tls),

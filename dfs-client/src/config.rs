@@ -31,6 +31,10 @@ pub struct ClientConfig {
     /// accept only servers whose certificate this CA signed. From env `DFS_TLS_CA`, else the
     /// config file's `tls_ca` (relative to the file). `None`: plain HTTP.
     pub tls_ca: Option<PathBuf>,
+    /// Read replicas held by datanodes of this machine from their files (short-circuit local
+    /// reads, `dfs_proto::local_read`) rather than over gRPC. On unless env `DFS_LOCAL_READS`
+    /// or the config file's `local_reads` says `false`.
+    pub local_reads: bool,
 }
 
 /// The TOML file's contents.
@@ -46,6 +50,8 @@ struct ConfigFile {
     secret_file: Option<PathBuf>,
     #[serde(default)]
     tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    local_reads: Option<bool>,
 }
 
 impl ClientConfig {
@@ -61,6 +67,7 @@ impl ClientConfig {
             client_id: new_client_id(),
             secret_file: None,
             tls_ca: None,
+            local_reads: true,
         }
     }
 
@@ -83,6 +90,17 @@ pub fn discover_with(
     }
     if let Some(path) = env("DFS_TLS_CA").filter(|s| !s.is_empty()) {
         config.tls_ca = Some(PathBuf::from(path));
+    }
+    if let Some(value) = env("DFS_LOCAL_READS").filter(|s| !s.is_empty()) {
+        config.local_reads = match value.trim() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            other => {
+                return Err(Error::Config(format!(
+                    "DFS_LOCAL_READS is '{other}': use true or false"
+                )));
+            }
+        };
     }
     Ok(config)
 }
@@ -143,6 +161,9 @@ fn from_file(path: &Path) -> Result<ClientConfig> {
     let dir = path.parent().unwrap_or(Path::new(""));
     config.secret_file = file.secret_file.map(|p| dir.join(p));
     config.tls_ca = file.tls_ca.map(|p| dir.join(p));
+    if let Some(on) = file.local_reads {
+        config.local_reads = on;
+    }
     Ok(config)
 }
 
@@ -353,5 +374,32 @@ mod tests {
         assert_eq!(c.secret_file, Some(PathBuf::from("/etc/dfs/s")));
         let c = discover_with(Some("a:1"), env(&[]), sys).expect("flag");
         assert_eq!(c.secret_file, None);
+    }
+
+    #[test]
+    fn local_reads_are_on_unless_the_env_or_the_config_file_says_false() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "namenodes = [\"a:1\"]\nlocal_reads = false\n").expect("write");
+        let file = path.to_string_lossy().to_string();
+        let sys = Path::new("/nonexistent");
+        assert!(
+            discover_with(Some("a:1"), env(&[]), sys)
+                .expect("flag")
+                .local_reads
+        );
+        let c = discover_with(None, env(&[("DFS_CONFIG", &file)]), sys).expect("file");
+        assert!(!c.local_reads);
+        let off = env(&[("DFS_LOCAL_READS", "false")]);
+        assert!(
+            !discover_with(Some("a:1"), off, sys)
+                .expect("env")
+                .local_reads
+        );
+        let on = env(&[("DFS_CONFIG", &file), ("DFS_LOCAL_READS", "1")]);
+        assert!(discover_with(None, on, sys).expect("env").local_reads);
+        let bad = env(&[("DFS_LOCAL_READS", "sometimes")]);
+        let err = discover_with(Some("a:1"), bad, sys).expect_err("not a boolean");
+        assert!(err.to_string().contains("DFS_LOCAL_READS"), "{err}");
     }
 }

@@ -62,6 +62,13 @@ pub enum Error {
         block: BlockId,
         what: &'static str,
     },
+    /// A datanode of this machine refused or failed a short-circuit local read.
+    #[error("datanode {addr}: local read of block {block}: {reason}")]
+    LocalRead {
+        addr: String,
+        block: BlockId,
+        reason: String,
+    },
     /// Every replica of a block failed.
     #[error("no replica of block {block} could be read (tried {tried:?}); last error: {last}")]
     NoReplica {
@@ -110,6 +117,7 @@ impl Error {
             | Error::DatanodeAddr { .. }
             | Error::Checksum { .. }
             | Error::Protocol { .. }
+            | Error::LocalRead { .. }
             | Error::NoReplica { .. }
             | Error::EmptyPipeline { .. }
             | Error::WriterPoisoned => libc::EIO,

@@ -15,6 +15,7 @@ pub mod error;
 mod file_state;
 pub mod identity;
 mod lease;
+mod local;
 mod namenode;
 mod open_file;
 pub mod ops;

@@ -6,14 +6,16 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::local::LocalReplica;
 use bytes::{Bytes, BytesMut};
-use dfs_proto::checksum::verify;
-use dfs_proto::grpc::{BlockRef, ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::checksum::{CHECKSUM_CHUNK, verify};
+use dfs_proto::grpc::{BlockRef, DataChunk, ReadBlockRequest, ReadBlockResponse};
 use dfs_proto::rest::{
     BadReplica, BlockInfo, DatanodeAddr, FileBlocks, GetBlocks, GetBlocksRequest, LocatedBlock,
     ReplicaRef, ReportBadReplicas, ReportBadReplicasRequest,
 };
 use dfs_proto::{InodeId, TRANSFER_CHUNK};
+use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tonic::Streaming;
@@ -236,8 +238,17 @@ pub(crate) async fn stream_file(
     }
 }
 
+/// Where a block range's chunks come from.
+enum Source {
+    /// A ReadBlock stream from the datanode.
+    Stream(Box<Streaming<ReadBlockResponse>>),
+    /// The replica's file, handed over by a datanode of this machine.
+    Local(Arc<LocalReplica>),
+}
+
 /// Streams the bytes `[pos, end)` of one block from its replicas in turn, verifying every chunk
-/// and resuming at the next replica where a failed one stopped.
+/// and resuming at the next replica where a failed one stopped. Replicas on datanodes of this
+/// machine are tried first, and read from their files (`crate::local`).
 pub(crate) struct BlockRange {
     client: Client,
     block: BlockInfo,
@@ -248,7 +259,8 @@ pub(crate) struct BlockRange {
     /// Next block offset to hand out.
     pos: u64,
     end: u64,
-    stream: Option<(String, Streaming<ReadBlockResponse>)>,
+    /// The replica being read, and the gRPC address that names it.
+    source: Option<(DatanodeAddr, Source)>,
     tried: Vec<String>,
     last_error: Option<String>,
     /// The locations were refreshed from the namenode once already.
@@ -260,12 +272,12 @@ impl BlockRange {
         BlockRange {
             client: client.clone(),
             block: located.block,
-            locations: located.locations.clone(),
+            locations: local_first(client, &located.locations),
             token: located.token.clone().unwrap_or_default(),
             next_replica: 0,
             pos,
             end,
-            stream: None,
+            source: None,
             tried: Vec::new(),
             last_error: None,
             refreshed: false,
@@ -277,7 +289,7 @@ impl BlockRange {
         self.refreshed = true;
         match layout.blocks.iter().find(|b| b.index == index) {
             Some(located) if located.block == self.block => {
-                self.locations = located.locations.clone();
+                self.locations = local_first(&self.client, &located.locations);
                 // A fresh token too: the old one may be what expired.
                 self.token = located.token.clone().unwrap_or_default();
                 self.next_replica = 0;
@@ -296,8 +308,8 @@ impl BlockRange {
             if self.pos >= self.end {
                 return Ok(None);
             }
-            if self.stream.is_none() {
-                let Some(loc) = self.locations.get(self.next_replica) else {
+            let Some((loc, source)) = self.source.as_mut() else {
+                let Some(loc) = self.locations.get(self.next_replica).cloned() else {
                     return Err(Error::NoReplica {
                         block: self.block.id,
                         tried: std::mem::take(&mut self.tried),
@@ -308,50 +320,66 @@ impl BlockRange {
                     });
                 };
                 self.next_replica += 1;
-                let addr = loc.grpc.clone();
-                self.tried.push(addr.clone());
-                match self.open(&addr).await {
-                    Ok(stream) => self.stream = Some((addr, stream)),
-                    Err(err) => self.fail(&addr, err),
+                self.tried.push(loc.grpc.clone());
+                let local = self.client.inner.local.open(&loc, self.block, &self.token);
+                let opened = match local.await {
+                    Some(replica) => replica.map(Source::Local),
+                    None => self
+                        .open(&loc.grpc)
+                        .await
+                        .map(|s| Source::Stream(Box::new(s))),
+                };
+                match opened {
+                    Ok(source) => self.source = Some((loc, source)),
+                    Err(err) => self.fail(&loc, err),
                 }
                 continue;
+            };
+            let loc = loc.clone();
+            let outcome = match source {
+                Source::Stream(stream) => match stream.message().await {
+                    Ok(Some(msg)) => msg.chunk.ok_or_else(|| Error::Protocol {
+                        addr: loc.grpc.clone(),
+                        block: self.block.id,
+                        what: "a message without a chunk",
+                    }),
+                    Ok(None) => Err(Error::Protocol {
+                        addr: loc.grpc.clone(),
+                        block: self.block.id,
+                        what: "the stream ended before the requested range",
+                    }),
+                    Err(status) => Err(Error::datanode(&loc.grpc, status)),
+                },
+                Source::Local(replica) => {
+                    read_local(Arc::clone(replica), &loc, self.block.id, self.pos, self.end).await
+                }
             }
-            let Some((addr, stream)) = self.stream.as_mut() else {
-                continue;
-            };
-            let addr = addr.clone();
-            let outcome = match stream.message().await {
-                Ok(Some(msg)) => self.take(&addr, msg),
-                Ok(None) => Err(Error::Protocol {
-                    addr: addr.clone(),
-                    block: self.block.id,
-                    what: "the stream ended before the requested range",
-                }),
-                Err(status) => Err(Error::datanode(&addr, status)),
-            };
+            .and_then(|chunk| self.take(&loc.grpc, chunk));
             match outcome {
                 Ok(Some(bytes)) => return Ok(Some(bytes)),
                 Ok(None) => {}
-                Err(err) => self.fail(&addr, err),
+                Err(err) => {
+                    if matches!(self.source, Some((_, Source::Local(_)))) {
+                        self.client.inner.local.forget(&loc, self.block);
+                    }
+                    self.fail(&loc, err);
+                }
             }
         }
     }
 
-    fn fail(&mut self, addr: &str, err: Error) {
-        warn!(block = %self.block.id, datanode = addr, error = %err, "replica failed; trying the next");
+    fn fail(&mut self, loc: &DatanodeAddr, err: Error) {
+        warn!(block = %self.block.id, datanode = loc.grpc, error = %err, "replica failed; trying the next");
         if matches!(err, Error::Checksum { .. }) {
-            self.report_bad(addr);
+            self.report_bad(loc);
         }
-        self.stream = None;
+        self.source = None;
         self.last_error = Some(err.to_string());
     }
 
     /// Tells the namenode (in the background) that the replica at `addr` fails its checksums, so
     /// it is replaced by a copy of a good one and deleted.
-    fn report_bad(&self, addr: &str) {
-        let Some(loc) = self.locations.iter().find(|l| l.grpc == addr) else {
-            return;
-        };
+    fn report_bad(&self, loc: &DatanodeAddr) {
         let req = ReportBadReplicasRequest {
             replicas: vec![BadReplica {
                 block: ReplicaRef {
@@ -389,15 +417,12 @@ impl BlockRange {
     }
 
     /// Verifies a chunk and cuts it to the part not yet handed out.
-    fn take(&mut self, addr: &str, msg: ReadBlockResponse) -> Result<Option<Bytes>> {
+    fn take(&mut self, addr: &str, chunk: DataChunk) -> Result<Option<Bytes>> {
         let protocol = |what| Error::Protocol {
             addr: addr.to_string(),
             block: self.block.id,
             what,
         };
-        let chunk = msg
-            .chunk
-            .ok_or_else(|| protocol("a message without a chunk"))?;
         verify(&chunk).map_err(|source| Error::Checksum {
             addr: addr.to_string(),
             block: self.block.id,
@@ -414,5 +439,52 @@ impl BlockRange {
         let to = (chunk_end.min(self.end) - chunk.offset) as usize;
         self.pos = chunk.offset + to as u64;
         Ok(Some(chunk.data.slice(from..to)))
+    }
+}
+
+/// `locations` with the datanodes that may be on this machine first (their replicas are read
+/// from their files), the rest in the namenode's order.
+fn local_first(client: &Client, locations: &[DatanodeAddr]) -> Vec<DatanodeAddr> {
+    let mut ordered = locations.to_vec();
+    ordered.sort_by_key(|loc| !client.inner.local.may_be_local(loc));
+    ordered
+}
+
+/// The next chunk of `[pos, end)` from a replica of this machine: whole 64 KiB pieces from the
+/// one holding `pos`, up to [`TRANSFER_CHUNK`] bytes, read on a blocking thread.
+async fn read_local(
+    replica: Arc<LocalReplica>,
+    loc: &DatanodeAddr,
+    block: dfs_proto::BlockId,
+    pos: u64,
+    end: u64,
+) -> Result<DataChunk> {
+    let piece = CHECKSUM_CHUNK as u64;
+    let start = pos - pos % piece;
+    let range_end = end
+        .div_ceil(piece)
+        .saturating_mul(piece)
+        .min(replica.length());
+    if range_end < end {
+        return Err(Error::Protocol {
+            addr: loc.grpc.clone(),
+            block,
+            what: "the replica is shorter than the block",
+        });
+    }
+    let len = (range_end - start).min(TRANSFER_CHUNK as u64) as usize;
+    let read = tokio::task::spawn_blocking(move || replica.read_chunk(start, len, range_end)).await;
+    match read {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(e)) => Err(Error::LocalRead {
+            addr: loc.grpc.clone(),
+            block,
+            reason: format!("read the replica's file: {e}"),
+        }),
+        Err(e) => Err(Error::LocalRead {
+            addr: loc.grpc.clone(),
+            block,
+            reason: e.to_string(),
+        }),
     }
 }

@@ -29,23 +29,44 @@ impl TokenCheck {
     /// Whether `token` allows `op` on `block` now; the refusal is logged and answered as a
     /// gRPC status.
     pub(crate) fn check(&self, token: &str, block: &BlockRef, op: BlockOp) -> Result<(), Status> {
+        let (id, generation) = (BlockId(block.block_id), Generation(block.generation));
+        self.verify(token, id, generation, op).map_err(|r| {
+            if r.missing {
+                Status::unauthenticated(r.message)
+            } else {
+                Status::permission_denied(r.message)
+            }
+        })
+    }
+
+    /// Whether `token` allows `op` on replica `id`/`generation` now; the refusal is logged.
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        id: BlockId,
+        generation: Generation,
+        op: BlockOp,
+    ) -> Result<(), Refusal> {
         let Some(key) = &self.key else {
             return Ok(());
         };
-        let (id, generation) = (BlockId(block.block_id), Generation(block.generation));
-        match key.verify(token, id, generation, op, SystemTime::now()) {
-            Ok(()) => Ok(()),
-            Err(e) => {
+        key.verify(token, id, generation, op, SystemTime::now())
+            .map_err(|e| {
                 tracing::warn!(block = %id, generation = generation.0, %op, error = %e, "refused a block transfer");
-                let message = format!("{op} of block {id} refused: {e}");
-                Err(if e.is_missing() {
-                    Status::unauthenticated(message)
-                } else {
-                    Status::permission_denied(message)
-                })
-            }
-        }
+                Refusal {
+                    missing: e.is_missing(),
+                    message: format!("{op} of block {id} refused: {e}"),
+                }
+            })
     }
+}
+
+/// Why a token was refused.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// No token was given at all (rather than one that does not grant the operation).
+    pub(crate) missing: bool,
+    pub(crate) message: String,
 }
 
 #[cfg(test)]

@@ -522,6 +522,12 @@ impl BlockReader {
         self.sidecar.length
     }
 
+    /// The open data file, its length and its piece checksums (for a local reader, which reads
+    /// the file itself).
+    pub fn into_parts(self) -> (File, u64, Vec<u32>) {
+        (self.file, self.sidecar.length, self.sidecar.crcs)
+    }
+
     /// Tells the kernel that `[offset, offset + len)` will be read soon, so it starts reading
     /// it from disk in the background (advice only: a failure changes nothing).
     pub fn will_need(&self, offset: u64, len: u64) {
@@ -548,7 +554,8 @@ impl BlockReader {
             });
         }
         let len = (length - offset).min(max as u64) as usize;
-        let data = read_exact_at(&self.file, len, offset).context("read a block file")?;
+        let data = dfs_proto::file_io::read_exact_at(&self.file, len, offset)
+            .context("read a block file")?;
         let first = (offset / CHECKSUM_CHUNK as u64) as usize;
         let count = len.div_ceil(CHECKSUM_CHUNK);
         let crcs = self
@@ -566,38 +573,4 @@ impl BlockReader {
             crc32c: crcs,
         })
     }
-}
-
-/// Reads `len` bytes at `offset` into a new buffer, without zeroing the buffer first (zeroing
-/// every chunk cost ~9% of the CPU of a datanode and its mount during a streamed read).
-fn read_exact_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        let (filled, at) = (buf.len(), offset + buf.len() as u64);
-        let spare = &mut buf.spare_capacity_mut()[..len - filled];
-        // SAFETY: `pread` writes at most `spare.len()` bytes into `spare`, memory the vector
-        // owns and nothing else borrows during the call.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                at as libc::off_t,
-            )
-        };
-        match n {
-            n if n > 0 => {
-                // SAFETY: the kernel initialised the `n` bytes after the current length.
-                unsafe { buf.set_len(filled + n as usize) }
-            }
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    Ok(buf)
 }

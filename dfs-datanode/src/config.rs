@@ -39,6 +39,9 @@ pub struct Config {
     /// that connects and says nothing); a write stream whose next message takes this long is
     /// cut off. Live connections carry HTTP/2 pings every 30 s, so this must be longer.
     pub idle_timeout: Duration,
+    /// The Unix socket that hands co-located clients replica files (short-circuit local
+    /// reads); `None`: no local reads, every read goes over gRPC.
+    pub local_socket: Option<PathBuf>,
     /// Shape of the log lines (read by the binary, which starts logging).
     pub log_format: LogFormat,
     /// The cluster secret file (see `docs/SECURITY.md`). `None`: dev mode, no authentication
@@ -62,12 +65,16 @@ pub const DEFAULT_REPLICATION_BANDWIDTH: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The local read socket's name in the data directory, unless configured elsewhere.
+pub const DEFAULT_LOCAL_SOCKET: &str = "local-reads.sock";
 
 impl Config {
     /// A configuration with defaults, for tests and embedding.
     pub fn new(data_dir: impl Into<PathBuf>, namenodes: Vec<String>) -> Config {
+        let data_dir: PathBuf = data_dir.into();
         Config {
-            data_dir: data_dir.into(),
+            local_socket: Some(data_dir.join(DEFAULT_LOCAL_SOCKET)),
+            data_dir,
             namenodes,
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 9866)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 9864)),
@@ -138,6 +145,12 @@ impl Config {
         if let Some(v) = cli.idle_timeout.or(file.idle_timeout) {
             config.idle_timeout = v;
         }
+        if let Some(v) = cli.local_socket.or(file.local_socket) {
+            config.local_socket = Some(v);
+        }
+        if !cli.local_reads.or(file.local_reads).unwrap_or(true) {
+            config.local_socket = None;
+        }
         if let Some(v) = cli.log_format.or(file.log_format) {
             config.log_format = v;
         }
@@ -181,6 +194,8 @@ impl Config {
             scrub_rate: Some(ByteSize(self.scrub_rate)),
             scrub_interval: Some(self.scrub_interval),
             idle_timeout: Some(self.idle_timeout),
+            local_reads: Some(self.local_socket.is_some()),
+            local_socket: self.local_socket.clone(),
             log_format: Some(self.log_format),
             secret_file: self.secret_file.clone(),
             tls_cert: self.tls_cert.clone(),
@@ -253,6 +268,13 @@ pub struct Cli {
     /// Close a gRPC connection or write stream idle this long, e.g. 5m [default: 5m].
     #[arg(long, env = "DFS_DATANODE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Hand replica files to clients on this machine over a Unix socket (short-circuit local
+    /// reads): `true` or `false` [default: true].
+    #[arg(long, env = "DFS_DATANODE_LOCAL_READS")]
+    pub local_reads: Option<bool>,
+    /// Path of the local read socket [default: DATA_DIR/local-reads.sock].
+    #[arg(long, env = "DFS_DATANODE_LOCAL_SOCKET")]
+    pub local_socket: Option<PathBuf>,
     /// Log lines as `text` or `json` [default: text].
     #[arg(long, env = "DFS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -300,6 +322,8 @@ struct FileConfig {
     scrub_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<Duration>,
+    local_reads: Option<bool>,
+    local_socket: Option<PathBuf>,
     log_format: Option<LogFormat>,
     secret_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
@@ -467,6 +491,22 @@ mod tests {
     }
 
     #[test]
+    fn local_reads_are_on_in_the_data_dir_unless_turned_off() {
+        let base = ["dfs-datanode", "--data-dir", "/d", "--namenodes", "a:1"];
+        let load = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(base.iter().chain(extra)).expect("parse");
+            Config::load(cli).expect("load").local_socket
+        };
+        assert_eq!(load(&[]), Some(PathBuf::from("/d/local-reads.sock")));
+        assert_eq!(
+            load(&["--local-socket", "/run/dfs/dn.sock"]),
+            Some(PathBuf::from("/run/dfs/dn.sock"))
+        );
+        assert_eq!(load(&["--local-reads", "false"]), None);
+        assert!(Cli::try_parse_from(base.iter().chain(&["--local-reads", "maybe"])).is_err());
+    }
+
+    #[test]
     fn printed_config_reads_back_as_the_same_config() {
         let mut c = Config::new("/srv/dn1", vec!["a:1".into(), "b:2".into()]);
         c.capacity = Some(10 << 30);
@@ -478,7 +518,9 @@ mod tests {
         c.tls_ca = Some("/etc/dfs/ca.pem".into());
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("dn.toml");
-        for config in [c, Config::new("/d", vec!["a:1".into()])] {
+        let mut no_local_reads = Config::new("/d2", vec!["a:1".into()]);
+        no_local_reads.local_socket = None;
+        for config in [c, Config::new("/d", vec!["a:1".into()]), no_local_reads] {
             let text = config.to_toml().expect("serialize");
             std::fs::write(&path, &text).expect("write config");
             let cli =

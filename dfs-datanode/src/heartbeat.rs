@@ -192,6 +192,7 @@ impl Conversation<'_> {
                 id: self.node.store.datanode_id().clone(),
                 grpc_addr: self.node.grpc_addr.clone(),
                 http_addr: self.node.http_addr.clone(),
+                local_socket: self.node.local_socket.clone(),
                 capacity: space.capacity,
                 used: space.used,
                 remaining: space.remaining,

@@ -8,6 +8,7 @@
 //! - `heartbeat`, `reports`, `commands`: the conversation with namenodes; `throttle` caps the
 //!   bandwidth of replication copies; `scrubber` re-verifies stored replicas in the background.
 //! - `auth`: block access token checks on every transfer.
+//! - `local_reads`: the Unix socket that hands co-located clients replica files.
 //! - `http`: `GET /health` and `GET /metrics` (`metrics`). [`config`]: flags, TOML file and defaults.
 //!
 //! [`run`] takes its listeners and a shutdown token, so tests start a datanode in-process on
@@ -20,6 +21,7 @@ pub mod config;
 mod durable;
 mod heartbeat;
 mod http;
+mod local_reads;
 mod metrics;
 mod peers;
 mod reports;
@@ -65,6 +67,9 @@ pub(crate) struct Node {
     grpc_addr: String,
     /// The HTTP address (host:port) of `/health`, as registered with namenodes.
     http_addr: String,
+    /// The local read socket's absolute path, as registered with namenodes (`None`: no local
+    /// reads).
+    local_socket: Option<String>,
     peers: Peers,
     rest: NamenodeClient,
     reports: Reports,
@@ -154,6 +159,17 @@ pub async fn run(
         .local_addr()
         .context("read the HTTP address")?;
     let host = advertise_host(&config, grpc_local);
+    let local = config.local_socket.as_deref().and_then(|path| {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match local_reads::bind(&path) {
+            Ok(listener) => Some((listener, path)),
+            Err(e) => {
+                tracing::warn!(socket = %path.display(), error = %e,
+                    "cannot listen for local reads; clients on this machine will read over gRPC");
+                None
+            }
+        }
+    });
     let (server_tls, client_tls) = {
         let (cert, key, ca) = (
             config.tls_cert.clone(),
@@ -172,6 +188,9 @@ pub async fn run(
         store,
         grpc_addr: host_port(&host, grpc_local.port()),
         http_addr: host_port(&host, http_local.port()),
+        local_socket: local
+            .as_ref()
+            .map(|(_, path)| path.to_string_lossy().into_owned()),
         peers: Peers::new(client_tls.clone()),
         rest: NamenodeClient::new(secret.as_ref(), client_tls.as_ref())
             .context("build the namenode HTTP client")?,
@@ -188,6 +207,7 @@ pub async fn run(
         datanode_id = %node.store.datanode_id(),
         grpc = %node.grpc_addr,
         http = %node.http_addr,
+        local_socket = node.local_socket.as_deref().unwrap_or("none"),
         namenodes = ?config.namenodes,
         "datanode starting"
     );
@@ -226,6 +246,14 @@ pub async fn run(
     servers.spawn(async move { http.await.context("serve HTTP") });
 
     let mut loops = JoinSet::new();
+    if let Some((listener, path)) = local {
+        loops.spawn(local_reads::serve(
+            Arc::clone(&node),
+            listener,
+            path,
+            stop.clone(),
+        ));
+    }
     let (commands, command_worker) = commands::start(Arc::clone(&node), stop.clone());
     loops.spawn(scrubber::run(
         Arc::clone(&node),

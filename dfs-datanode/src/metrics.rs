@@ -40,6 +40,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Bytes of replicas sent by ReadBlock",
     ),
     (
+        "dfs_datanode_local_reads_total",
+        "Replica files handed to local readers over the short-circuit socket, by result (ok, error)",
+    ),
+    (
         "dfs_datanode_heartbeats_sent_total",
         "Heartbeats sent to namenodes, by result (ok, error)",
     ),
@@ -113,6 +117,8 @@ pub struct Metrics {
     pub bytes_written: Counter,
     pub bytes_read: Counter,
     pub heartbeats: Outcomes,
+    /// Local read requests answered with a replica's file (ok) or refused (error).
+    pub local_reads: Outcomes,
     pub scrub_checked: Counter,
     pub scrub_corrupt: Counter,
     pub copies: Outcomes,
@@ -171,6 +177,7 @@ impl Metrics {
             bytes_written: counter("dfs_datanode_bytes_written_total", &[]),
             bytes_read: counter("dfs_datanode_bytes_read_total", &[]),
             heartbeats: outcomes("dfs_datanode_heartbeats_sent_total"),
+            local_reads: outcomes("dfs_datanode_local_reads_total"),
             scrub_checked: counter("dfs_datanode_scrub_replicas_checked_total", &[]),
             scrub_corrupt: counter("dfs_datanode_scrub_corrupt_found_total", &[]),
             copies: outcomes("dfs_datanode_replica_copies_total"),

@@ -191,6 +191,7 @@ async fn replicates_on_command_and_registers_again_when_forgotten() {
                 targets: vec![DatanodeAddr {
                     id: b_id.clone(),
                     grpc: b.grpc_addr.clone(),
+                    local_socket: None,
                 }],
                 token: None,
             }],

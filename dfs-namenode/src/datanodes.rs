@@ -14,6 +14,8 @@ pub struct DatanodeInfo {
     pub id: DatanodeId,
     pub grpc_addr: String,
     pub http_addr: String,
+    /// Its local read socket, handed to clients with its address.
+    pub local_socket: Option<String>,
     pub capacity: u64,
     pub used: u64,
     pub remaining: u64,
@@ -42,6 +44,7 @@ impl DatanodeInfo {
         DatanodeAddr {
             id: self.id.clone(),
             grpc: self.grpc_addr.clone(),
+            local_socket: self.local_socket.clone(),
         }
     }
 }
@@ -86,6 +89,7 @@ impl Datanodes {
             id: req.id.clone(),
             grpc_addr: req.grpc_addr.clone(),
             http_addr: req.http_addr.clone(),
+            local_socket: req.local_socket.clone(),
             capacity: req.capacity,
             used: req.used,
             remaining: req.remaining,
@@ -173,6 +177,7 @@ mod tests {
             id: DatanodeId(id.into()),
             grpc_addr: format!("{id}:9866"),
             http_addr: format!("{id}:9864"),
+            local_socket: None,
             capacity: 100,
             used: 0,
             remaining: 100,

@@ -79,6 +79,7 @@ mod tests {
             id: DatanodeId(id.into()),
             grpc_addr: format!("{id}:9866"),
             http_addr: format!("{id}:9864"),
+            local_socket: None,
             capacity: 1000,
             used: 1000 - remaining,
             remaining,

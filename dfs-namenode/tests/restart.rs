@@ -234,6 +234,7 @@ fn register_req(n: u32) -> rest::RegisterDatanodeRequest {
         id: dfs_proto::DatanodeId(format!("dn{n}")),
         grpc_addr: format!("127.0.0.1:{}", 19000 + n),
         http_addr: format!("127.0.0.1:{}", 19100 + n),
+        local_socket: None,
         capacity: 1 << 40,
         used: 0,
         remaining: 1 << 40,

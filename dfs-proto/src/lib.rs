@@ -7,6 +7,7 @@
 //! - [`ids`], [`name`], [`error`], [`checksum`]: the domain types both sides agree on.
 //! - [`secret`], [`token`]: the cluster secret, the REST credential and block access tokens
 //!   derived from it.
+//! - [`local_read`]: the Unix-socket exchange that hands a co-located client a replica's file.
 //! - [`allocator`]: how processes that move block data set up the allocator.
 //! - [`log_format`]: the `text`/`json` choice every daemon's configuration shares; with the
 //!   `logging` feature, `logging::init` starts the logs of a daemon or the mount.
@@ -16,9 +17,11 @@ pub mod checksum;
 pub mod codec;
 pub mod error;
 pub mod every;
+pub mod file_io;
 pub mod identity;
 pub mod idle;
 pub mod ids;
+pub mod local_read;
 pub mod log_format;
 #[cfg(feature = "logging")]
 pub mod logging;

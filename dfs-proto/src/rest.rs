@@ -359,6 +359,10 @@ pub struct DatanodeAddr {
     pub id: DatanodeId,
     /// gRPC address (host:port) for block transfers.
     pub grpc: String,
+    /// Its local read socket (see [`RegisterDatanodeRequest::local_socket`]): a client on the
+    /// datanode's machine may read replicas there without gRPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_socket: Option<String>,
 }
 
 /// A block and the datanodes that hold it (for a read) or are to hold it (for a write, in
@@ -435,6 +439,10 @@ pub struct RegisterDatanodeRequest {
     pub grpc_addr: String,
     /// HTTP address (host:port) of its health and metrics endpoint.
     pub http_addr: String,
+    /// Path of its Unix socket for short-circuit local reads (`dfs_proto::local_read`), on its
+    /// own machine; `None` when it serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_socket: Option<String>,
     pub capacity: u64,
     pub used: u64,
     pub remaining: u64,

@@ -483,6 +483,28 @@ impl Cluster {
         ))
     }
 
+    /// The located blocks of `path`, with their read tokens, as namenode 0 answers them.
+    pub async fn blocks_of(&self, path: &str) -> Result<Vec<rest::LocatedBlock>> {
+        let (status, body) = self
+            .raw_call::<rest::Resolve>(0, &rest::ResolveRequest { path: path.into() })
+            .await?;
+        if status != 200 {
+            bail!("resolve {path}: {status} {body}");
+        }
+        let attr: rest::Attr = serde_json::from_value(body)?;
+        let req = rest::GetBlocksRequest {
+            ino: attr.ino,
+            offset: 0,
+            len: 0,
+        };
+        let (status, body) = self.raw_call::<rest::GetBlocks>(0, &req).await?;
+        if status != 200 {
+            bail!("blocks of {path}: {status} {body}");
+        }
+        let blocks: rest::FileBlocks = serde_json::from_value(body)?;
+        Ok(blocks.blocks)
+    }
+
     /// Calls one REST endpoint of one namenode directly, returning the HTTP status and the body
     /// parsed as JSON (for tests of what the wire answers).
     pub async fn raw_call<E: Endpoint>(

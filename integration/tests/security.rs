@@ -9,7 +9,7 @@ use dfs_proto::grpc::{
     BlockRef, DataChunk, ReadBlockRequest, WriteBlockHeader, WriteBlockRequest,
     write_block_request::Msg,
 };
-use dfs_proto::rest::{self, DatanodeState, Endpoint, LocatedBlock};
+use dfs_proto::rest::{self, DatanodeState, Endpoint};
 use dfs_proto::token::BlockOp;
 use dfs_proto::{BlockId, ClusterSecret, Generation, checksum};
 use integration::{Cluster, ClusterConfig, Daemon, bin, free_port, poll_until, random_file};
@@ -188,28 +188,6 @@ async fn rest_calls_without_the_credential_are_refused_and_change_nothing() -> R
     Ok(())
 }
 
-/// The located blocks of `path`, with their read tokens.
-async fn blocks_of(cluster: &Cluster, path: &str) -> Result<Vec<LocatedBlock>> {
-    let (status, body) = cluster
-        .raw_call::<rest::Resolve>(0, &rest::ResolveRequest { path: path.into() })
-        .await?;
-    ensure!(status == 200, "resolve {path}: {status} {body}");
-    let attr: rest::Attr = serde_json::from_value(body)?;
-    let (status, body) = cluster
-        .raw_call::<rest::GetBlocks>(
-            0,
-            &rest::GetBlocksRequest {
-                ino: attr.ino,
-                offset: 0,
-                len: 0,
-            },
-        )
-        .await?;
-    ensure!(status == 200, "blocks of {path}: {status} {body}");
-    let blocks: rest::FileBlocks = serde_json::from_value(body)?;
-    Ok(blocks.blocks)
-}
-
 async fn read_with(
     dn: &mut DataTransferClient<Channel>,
     block: BlockRef,
@@ -264,7 +242,7 @@ async fn forged_and_expired_block_tokens_are_refused() -> Result<()> {
     let local = cluster.scratch("in.bin");
     random_file(&local, 200_000, 2)?;
     cluster.dfs_ok(&["put", p(&local)?, "/f"])?;
-    let blocks = blocks_of(&cluster, "/f").await?;
+    let blocks = cluster.blocks_of("/f").await?;
     let Some(located) = blocks.first() else {
         bail!("/f has no blocks");
     };
@@ -403,7 +381,7 @@ async fn with_the_secret_files_go_in_and_come_out_replicated() -> Result<()> {
         std::fs::read(&local)? == std::fs::read(&out)?,
         "get returned other bytes"
     );
-    for located in blocks_of(&cluster, "/big.bin").await? {
+    for located in cluster.blocks_of("/big.bin").await? {
         ensure!(
             located.locations.len() == 3,
             "block {} is on {:?}",

@@ -299,6 +299,7 @@ impl FakeNamenode {
                 .map(|(i, d)| DatanodeAddr {
                     id: DatanodeId(format!("dn{i}")),
                     grpc: d.addr.clone(),
+                    local_socket: None,
                 })
                 .collect(),
             renewals: 0,

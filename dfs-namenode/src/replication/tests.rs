@@ -17,6 +17,7 @@ fn node(id: &str, live: bool) -> (DatanodeInfo, bool) {
         id: dn(id),
         grpc_addr: format!("{id}:9866"),
         http_addr: format!("{id}:9864"),
+        local_socket: None,
         capacity: 1 << 30,
         used: 0,
         remaining: 1 << 30,

@@ -173,6 +173,7 @@ fn allocate_hands_out_fresh_ids_and_generations() {
     let locations = vec![DatanodeAddr {
         id: dfs_proto::DatanodeId("dn1".into()),
         grpc: "127.0.0.1:1".into(),
+        local_socket: None,
     }];
     let l = located(
         &mut fx,
