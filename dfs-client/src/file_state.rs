@@ -434,6 +434,19 @@ impl FileState {
             .unwrap_or(BlockInfo::HOLE)
     }
 
+    /// Whether a small read at `off` is likely served by the 4 KiB pages of a replica on this
+    /// machine (`crate::local`), where reading a whole 64 KiB piece would cost more disk reads.
+    pub(crate) fn reads_local_pages(&self, off: u64) -> bool {
+        let block = self.block(off.checked_div(self.block_size).unwrap_or(0));
+        if block.is_hole() {
+            return false;
+        }
+        let locations = self.locations.lock().unwrap_or_else(|p| p.into_inner());
+        locations
+            .get(&key(&block))
+            .is_some_and(|(locs, _)| self.client.inner.local.may_read_pages(locs, block))
+    }
+
     /// Whether a read of `[off, off + len)` touches the block being streamed or the one
     /// finishing behind it (which must be finished and settled before they can be read back).
     pub(crate) fn read_needs_finish(&self, off: u64, len: u64) -> bool {

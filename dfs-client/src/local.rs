@@ -1,7 +1,9 @@
 //! Short-circuit local reads, the client's side (`dfs_proto::local_read`): a replica on a
 //! datanode of this machine is read from its file, handed over by the datanode on its Unix
 //! socket, instead of streamed over gRPC. Every piece is verified against the checksums that
-//! came with the file, as a gRPC chunk is.
+//! came with the file, as a gRPC chunk is; a read shorter than a piece reads and verifies only
+//! its 4 KiB pages, against the page checksums in the replica's sidecar (handed over too), so
+//! that a small random read costs a small disk read.
 //!
 //! A datanode counts as local once its socket (named in its block locations) answers with its
 //! own id; a socket that does not exist here, refuses the connection or answers for another
@@ -11,10 +13,11 @@
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
+use dfs_proto::checksum::{CHECKSUM_CHUNK, CHECKSUM_PAGE, read_page_checksums};
 use dfs_proto::grpc::DataChunk;
 use dfs_proto::local_read::{LocalReadOutcome, LocalReadRequest, exchange, frame};
 use dfs_proto::rest::{BlockInfo, DatanodeAddr};
-use dfs_proto::{BlockId, DatanodeId, Generation, checksum::CHECKSUM_CHUNK};
+use dfs_proto::{BlockId, DatanodeId, Generation};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -43,6 +46,8 @@ pub(crate) struct LocalReplica {
     file: File,
     length: u64,
     crcs: Vec<u32>,
+    /// The sidecar and where its page checksums start, for a replica that has them.
+    pages: Option<(File, u64)>,
     /// Up to where the kernel was asked to read ahead.
     advised: AtomicU64,
 }
@@ -50,6 +55,27 @@ pub(crate) struct LocalReplica {
 impl LocalReplica {
     pub(crate) fn length(&self) -> u64 {
         self.length
+    }
+
+    pub(crate) fn has_pages(&self) -> bool {
+        self.pages.is_some()
+    }
+
+    /// Reads `len` bytes at `offset` (on the 4 KiB grid) with the stored checksum of each page,
+    /// for the caller to verify (`dfs_proto::checksum::verify_pages`); `None` for a replica
+    /// without page checksums.
+    pub(crate) fn read_pages(&self, offset: u64, len: usize) -> io::Result<Option<DataChunk>> {
+        let Some((sidecar, at)) = &self.pages else {
+            return Ok(None);
+        };
+        let first = (offset / CHECKSUM_PAGE as u64) as usize;
+        let crcs = read_page_checksums(sidecar, *at, first, len.div_ceil(CHECKSUM_PAGE))?;
+        let data = dfs_proto::file_io::read_exact_at(&self.file, len, offset)?;
+        Ok(Some(DataChunk {
+            offset,
+            data: Bytes::from(data),
+            crc32c: crcs,
+        }))
     }
 
     /// Reads `len` bytes at `offset` (on the 64 KiB grid) with the stored checksum of each
@@ -169,7 +195,7 @@ impl LocalReads {
             exchange(Path::new(&path), &frame(&request), EXCHANGE_TIMEOUT)
         })
         .await;
-        let (reply, fd) = match exchanged {
+        let (reply, fds) = match exchanged {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 tracing::debug!(datanode = %loc.id, error = %e, "no local reads from this datanode");
@@ -184,13 +210,35 @@ impl LocalReads {
             self.not_local(&loc.id);
             return None;
         }
-        let replica = match (reply.outcome, fd) {
-            (LocalReadOutcome::Replica { length, crcs }, Some(fd)) => Arc::new(LocalReplica {
-                file: File::from(fd),
-                length,
-                crcs,
-                advised: AtomicU64::new(0),
-            }),
+        let mut fds = fds.into_iter().map(File::from);
+        let replica = match (reply.outcome, fds.next()) {
+            (
+                LocalReadOutcome::Replica {
+                    length,
+                    crcs,
+                    pages_at,
+                },
+                Some(file),
+            ) => {
+                let pages = match (pages_at, fds.next()) {
+                    (Some(at), Some(sidecar)) => Some((sidecar, at)),
+                    (None, _) => None,
+                    (Some(_), None) => {
+                        return Some(Err(local_error(
+                            loc,
+                            block.id,
+                            "the reply names page checksums but no sidecar came with it",
+                        )));
+                    }
+                };
+                Arc::new(LocalReplica {
+                    file,
+                    length,
+                    crcs,
+                    pages,
+                    advised: AtomicU64::new(0),
+                })
+            }
             (LocalReadOutcome::Replica { .. }, None) => {
                 return Some(Err(local_error(
                     loc,
@@ -208,6 +256,22 @@ impl LocalReads {
         };
         self.keep(key, Arc::clone(&replica));
         Some(Ok(replica))
+    }
+
+    /// Whether a small read of `block` is likely served by the pages of a replica of this
+    /// machine (so widening it to whole pieces would only cost disk reads): one open here with
+    /// page checksums, or one on a datanode that may be local and was not opened yet.
+    pub(crate) fn may_read_pages(&self, locations: &[DatanodeAddr], block: BlockInfo) -> bool {
+        let open = lock(&self.open);
+        locations.iter().any(|loc| {
+            match open
+                .files
+                .get(&(loc.id.clone(), block.id, block.generation))
+            {
+                Some((replica, _)) => replica.has_pages(),
+                None => self.may_be_local(loc),
+            }
+        })
     }
 
     /// Closes the file of a replica that failed (a checksum mismatch, a read error).

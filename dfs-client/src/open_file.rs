@@ -259,7 +259,8 @@ impl OpenFile {
     /// `piece`-aligned piece of the file, and this mount is not writing the file, also that
     /// whole piece with its offset (`piece` 0: never). A datanode reads, checks and sends whole
     /// checksum pieces anyway, so the rest of the piece costs nothing more; the caller may keep
-    /// it for the reads around this one.
+    /// it for the reads around this one. Not when a replica of this machine serves the read:
+    /// that reads and checks only the 4 KiB pages asked for.
     pub async fn read_around(
         &self,
         offset: u64,
@@ -286,10 +287,15 @@ impl OpenFile {
                 }
             }
         }
-        let widen_to = (piece > 0 && !self.is_writable()).then(|| {
+        let widen_to = if piece > 0
+            && !self.is_writable()
+            && !self.shared.state.read().await.reads_local_pages(offset)
+        {
             let start = offset / piece * piece;
-            (start, start.saturating_add(piece).min(self.attr().size))
-        });
+            Some((start, start.saturating_add(piece).min(self.attr().size)))
+        } else {
+            None
+        };
         let (start, end) = widen_to.unwrap_or((offset, offset));
         let widen = widen_to.is_some()
             && offset < end

@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::local::LocalReplica;
 use bytes::{Bytes, BytesMut};
-use dfs_proto::checksum::{CHECKSUM_CHUNK, verify};
+use dfs_proto::checksum::{CHECKSUM_CHUNK, CHECKSUM_PAGE, verify, verify_pages};
 use dfs_proto::grpc::{BlockRef, DataChunk, ReadBlockRequest, ReadBlockResponse};
 use dfs_proto::rest::{
     BadReplica, BlockInfo, DatanodeAddr, FileBlocks, GetBlocks, GetBlocksRequest, LocatedBlock,
@@ -238,6 +238,14 @@ pub(crate) async fn stream_file(
     }
 }
 
+/// The checksums a chunk carries: one per 64 KiB piece (as every datanode sends), or one per
+/// 4 KiB page (a small local read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grid {
+    Pieces,
+    Pages,
+}
+
 /// Where a block range's chunks come from.
 enum Source {
     /// A ReadBlock stream from the datanode.
@@ -338,11 +346,15 @@ impl BlockRange {
             let loc = loc.clone();
             let outcome = match source {
                 Source::Stream(stream) => match stream.message().await {
-                    Ok(Some(msg)) => msg.chunk.ok_or_else(|| Error::Protocol {
-                        addr: loc.grpc.clone(),
-                        block: self.block.id,
-                        what: "a message without a chunk",
-                    }),
+                    Ok(Some(msg)) => {
+                        msg.chunk.map(|chunk| (chunk, Grid::Pieces)).ok_or_else(|| {
+                            Error::Protocol {
+                                addr: loc.grpc.clone(),
+                                block: self.block.id,
+                                what: "a message without a chunk",
+                            }
+                        })
+                    }
                     Ok(None) => Err(Error::Protocol {
                         addr: loc.grpc.clone(),
                         block: self.block.id,
@@ -354,7 +366,7 @@ impl BlockRange {
                     read_local(Arc::clone(replica), &loc, self.block.id, self.pos, self.end).await
                 }
             }
-            .and_then(|chunk| self.take(&loc.grpc, chunk));
+            .and_then(|(chunk, grid)| self.take(&loc.grpc, chunk, grid));
             match outcome {
                 Ok(Some(bytes)) => return Ok(Some(bytes)),
                 Ok(None) => {}
@@ -417,13 +429,17 @@ impl BlockRange {
     }
 
     /// Verifies a chunk and cuts it to the part not yet handed out.
-    fn take(&mut self, addr: &str, chunk: DataChunk) -> Result<Option<Bytes>> {
+    fn take(&mut self, addr: &str, chunk: DataChunk, grid: Grid) -> Result<Option<Bytes>> {
         let protocol = |what| Error::Protocol {
             addr: addr.to_string(),
             block: self.block.id,
             what,
         };
-        verify(&chunk).map_err(|source| Error::Checksum {
+        match grid {
+            Grid::Pieces => verify(&chunk),
+            Grid::Pages => verify_pages(chunk.offset, &chunk.data, &chunk.crc32c),
+        }
+        .map_err(|source| Error::Checksum {
             addr: addr.to_string(),
             block: self.block.id,
             source,
@@ -450,20 +466,25 @@ fn local_first(client: &Client, locations: &[DatanodeAddr]) -> Vec<DatanodeAddr>
     ordered
 }
 
-/// The next chunk of `[pos, end)` from a replica of this machine: whole 64 KiB pieces from the
-/// one holding `pos`, up to [`TRANSFER_CHUNK`] bytes, read on a blocking thread.
+/// The next chunk of `[pos, end)` from a replica of this machine, read on a blocking thread:
+/// the 4 KiB pages around a range shorter than a piece, when the replica has page checksums;
+/// otherwise whole 64 KiB pieces from the one holding `pos`, up to [`TRANSFER_CHUNK`] bytes.
 async fn read_local(
     replica: Arc<LocalReplica>,
     loc: &DatanodeAddr,
     block: dfs_proto::BlockId,
     pos: u64,
     end: u64,
-) -> Result<DataChunk> {
-    let piece = CHECKSUM_CHUNK as u64;
-    let start = pos - pos % piece;
+) -> Result<(DataChunk, Grid)> {
+    let (grid, unit) = if replica.has_pages() && end - pos < CHECKSUM_CHUNK as u64 {
+        (Grid::Pages, CHECKSUM_PAGE as u64)
+    } else {
+        (Grid::Pieces, CHECKSUM_CHUNK as u64)
+    };
+    let start = pos - pos % unit;
     let range_end = end
-        .div_ceil(piece)
-        .saturating_mul(piece)
+        .div_ceil(unit)
+        .saturating_mul(unit)
         .min(replica.length());
     if range_end < end {
         return Err(Error::Protocol {
@@ -473,9 +494,15 @@ async fn read_local(
         });
     }
     let len = (range_end - start).min(TRANSFER_CHUNK as u64) as usize;
-    let read = tokio::task::spawn_blocking(move || replica.read_chunk(start, len, range_end)).await;
+    let read = tokio::task::spawn_blocking(move || match grid {
+        Grid::Pages => replica
+            .read_pages(start, len)?
+            .ok_or_else(|| std::io::Error::other("the replica has no page checksums")),
+        Grid::Pieces => replica.read_chunk(start, len, range_end),
+    })
+    .await;
     match read {
-        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Ok(chunk)) => Ok((chunk, grid)),
         Ok(Err(e)) => Err(Error::LocalRead {
             addr: loc.grpc.clone(),
             block,

@@ -16,10 +16,10 @@
 //! blocking file I/O: call them from `spawn_blocking` or a dedicated thread.
 
 use crate::durable::{fsync_dir, write_durably};
-use crate::sidecar::Sidecar;
+use crate::sidecar::{self, Sidecar};
 use crate::space::{self, Space, SpaceLimits};
 use bytes::Bytes;
-use dfs_proto::checksum::CHECKSUM_CHUNK;
+use dfs_proto::checksum::{self, CHECKSUM_CHUNK, CHECKSUM_PAGE};
 use dfs_proto::grpc::DataChunk;
 use dfs_proto::rest::{BlockInfo, ReplicaRef};
 use dfs_proto::{BlockId, DatanodeId, Generation};
@@ -289,6 +289,7 @@ impl BlockStore {
             file: None,
             length: 0,
             crcs: Vec::new(),
+            page_crcs: Vec::new(),
             finished: false,
             direct: None,
         };
@@ -308,13 +309,13 @@ impl BlockStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(r)),
             Err(e) => return Err(e).context("open a block file"),
         };
-        let meta = match std::fs::read(self.meta_path(r)) {
+        let meta = match File::open(self.meta_path(r)) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(r)),
-            Err(e) => return Err(e).context("read a block sidecar"),
+            Err(e) => return Err(e).context("open a block sidecar"),
         };
         let corrupt = |reason: String| StoreError::Corrupt { replica: r, reason };
-        let sidecar = Sidecar::decode(&meta).map_err(|e| corrupt(e.to_string()))?;
+        let sidecar = Sidecar::read(&meta).map_err(|e| corrupt(e.to_string()))?;
         let on_disk = file.metadata().context("stat a block file")?.len();
         if on_disk != sidecar.length {
             return Err(corrupt(format!(
@@ -325,6 +326,7 @@ impl BlockStore {
         Ok(BlockReader {
             replica: r,
             file,
+            meta,
             sidecar,
         })
     }
@@ -408,6 +410,8 @@ pub struct BlockWriter {
     length: u64,
     /// The CRC of every 64 KiB piece, as the writer sent them (already verified).
     crcs: Vec<u32>,
+    /// The CRC of every 4 KiB page, computed here from the verified data.
+    page_crcs: Vec<u32>,
     finished: bool,
     /// With [`BlockWriter::bypass_cache`]: the direct writer of the data.
     direct: Option<DirectWriter>,
@@ -448,6 +452,7 @@ impl BlockWriter {
             None => file.write_all(data),
         }
         .context("write a block file")?;
+        checksum::extend_page_checksums(&mut self.page_crcs, self.length, data);
         self.length += data.len() as u64;
         self.crcs.extend_from_slice(crcs);
         Ok(())
@@ -466,14 +471,10 @@ impl BlockWriter {
             }
             file.sync_all().context("sync a block file")?;
         }
-        let sidecar = Sidecar {
-            length: self.length,
-            crcs: std::mem::take(&mut self.crcs),
-        };
+        let sidecar = sidecar::encode(self.length, &self.crcs, &self.page_crcs);
         {
             let mut meta = File::create(&self.tmp_meta).context("create a block sidecar")?;
-            meta.write_all(&sidecar.encode())
-                .context("write a block sidecar")?;
+            meta.write_all(&sidecar).context("write a block sidecar")?;
             meta.sync_all().context("sync a block sidecar")?;
         }
         // Both files are on disk: move them into place (the data last, so a replica is never
@@ -514,7 +515,18 @@ impl Drop for BlockWriter {
 pub struct BlockReader {
     replica: Replica,
     file: File,
+    /// The sidecar, open for its page checksums.
+    meta: File,
     sidecar: Sidecar,
+}
+
+/// An open replica's files, for a local reader, which reads them itself.
+pub struct ReplicaFiles {
+    pub data: File,
+    pub length: u64,
+    pub crcs: Vec<u32>,
+    /// The sidecar and where its page checksums start, when it has them.
+    pub pages: Option<(File, u64)>,
 }
 
 impl BlockReader {
@@ -522,10 +534,33 @@ impl BlockReader {
         self.sidecar.length
     }
 
-    /// The open data file, its length and its piece checksums (for a local reader, which reads
-    /// the file itself).
-    pub fn into_parts(self) -> (File, u64, Vec<u32>) {
-        (self.file, self.sidecar.length, self.sidecar.crcs)
+    pub fn into_files(self) -> ReplicaFiles {
+        ReplicaFiles {
+            data: self.file,
+            length: self.sidecar.length,
+            crcs: self.sidecar.crcs,
+            pages: self.sidecar.pages_at.map(|at| (self.meta, at)),
+        }
+    }
+
+    /// The stored checksums of the 4 KiB pages of `[offset, offset + len)` (`offset` a multiple
+    /// of 4 KiB); `None` for a replica whose sidecar has none.
+    pub fn page_checksums(&self, offset: u64, len: usize) -> Result<Option<Vec<u32>>, StoreError> {
+        let Some(at) = self.sidecar.pages_at else {
+            return Ok(None);
+        };
+        let first = (offset / CHECKSUM_PAGE as u64) as usize;
+        let count = len.div_ceil(CHECKSUM_PAGE);
+        if offset + len as u64 > self.length() {
+            return Err(StoreError::OutOfRange {
+                replica: self.replica,
+                offset,
+                length: self.length(),
+            });
+        }
+        checksum::read_page_checksums(&self.meta, at, first, count)
+            .map(Some)
+            .context("read a block sidecar")
     }
 
     /// Tells the kernel that `[offset, offset + len)` will be read soon, so it starts reading

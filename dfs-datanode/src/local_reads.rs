@@ -1,9 +1,9 @@
 //! Short-circuit local reads (`dfs_proto::local_read`): a Unix socket on which a client on this
 //! machine asks for one replica, with the namenode's read token, and gets the replica's length
-//! and checksums with its open data file. The client reads and verifies the file itself; no
-//! byte of it crosses gRPC.
+//! and checksums with its open data file (and its sidecar, for the page checksums). The client
+//! reads and verifies the file itself; no byte of it crosses gRPC.
 //!
-//! The token is checked as for a gRPC ReadBlock, and the descriptor is read-only. The socket is
+//! The token is checked as for a gRPC ReadBlock, and the descriptors are read-only. The socket is
 //! open to every local user (`0666`), as a gRPC port is open to every host: the token, not the
 //! socket, is what grants a replica. Connections are bounded; one idle for [`IDLE`] is closed.
 
@@ -12,7 +12,7 @@ use crate::block_store::{Replica, StoreError};
 use dfs_proto::ErrorCode;
 use dfs_proto::local_read::{
     LocalReadOutcome, LocalReadReply, LocalReadRequest, MAX_REQUEST, decode, frame, frame_len,
-    send_with_fd,
+    send_with_fds,
 };
 use dfs_proto::token::BlockOp;
 use std::fs::File;
@@ -108,17 +108,14 @@ async fn connection(node: &Arc<Node>, mut stream: UnixStream) {
                 tracing::debug!(error = %e, "local read socket: bad request frame");
                 let reply = refused(node, ErrorCode::Invalid, e.to_string());
                 node.metrics.local_reads.count(false);
-                let _ = send_reply(&mut stream, &reply, None).await;
+                let _ = send_reply(&mut stream, &reply, &[]).await;
                 return;
             }
             Err(_) => return,
         };
-        let (reply, file) = answer(node, &body).await;
-        node.metrics.local_reads.count(file.is_some());
-        if send_reply(&mut stream, &reply, file.as_ref())
-            .await
-            .is_err()
-        {
+        let (reply, files) = answer(node, &body).await;
+        node.metrics.local_reads.count(!files.is_empty());
+        if send_reply(&mut stream, &reply, &files).await.is_err() {
             return;
         }
     }
@@ -138,11 +135,12 @@ fn refused(node: &Node, code: ErrorCode, message: String) -> LocalReadReply {
     }
 }
 
-/// The reply to one request, and the replica's data file when it is granted.
-async fn answer(node: &Arc<Node>, body: &[u8]) -> (LocalReadReply, Option<File>) {
+/// The reply to one request, and the replica's files when it is granted: data, then the
+/// sidecar when it holds page checksums.
+async fn answer(node: &Arc<Node>, body: &[u8]) -> (LocalReadReply, Vec<File>) {
     let request: LocalReadRequest = match decode(body) {
         Ok(r) => r,
-        Err(e) => return (refused(node, ErrorCode::Invalid, e.to_string()), None),
+        Err(e) => return (refused(node, ErrorCode::Invalid, e.to_string()), Vec::new()),
     };
     if let Err(r) = node.tokens.verify(
         &request.token,
@@ -150,7 +148,7 @@ async fn answer(node: &Arc<Node>, body: &[u8]) -> (LocalReadReply, Option<File>)
         request.generation,
         BlockOp::Read,
     ) {
-        return (refused(node, ErrorCode::Access, r.message), None);
+        return (refused(node, ErrorCode::Access, r.message), Vec::new());
     }
     let replica = Replica {
         id: request.block,
@@ -158,15 +156,20 @@ async fn answer(node: &Arc<Node>, body: &[u8]) -> (LocalReadReply, Option<File>)
     };
     let store = Arc::clone(&node.store);
     let opened =
-        tokio::task::spawn_blocking(move || store.open_reader(replica).map(|r| r.into_parts()))
+        tokio::task::spawn_blocking(move || store.open_reader(replica).map(|r| r.into_files()))
             .await;
     match opened {
-        Ok(Ok((file, length, crcs))) => {
+        Ok(Ok(replica)) => {
+            let (meta, pages_at) = replica.pages.unzip();
             let reply = LocalReadReply {
                 datanode: node.store.datanode_id().clone(),
-                outcome: LocalReadOutcome::Replica { length, crcs },
+                outcome: LocalReadOutcome::Replica {
+                    length: replica.length,
+                    crcs: replica.crcs,
+                    pages_at,
+                },
             };
-            (reply, Some(file))
+            (reply, std::iter::once(replica.data).chain(meta).collect())
         }
         Ok(Err(e)) => {
             let code = match &e {
@@ -180,24 +183,24 @@ async fn answer(node: &Arc<Node>, body: &[u8]) -> (LocalReadReply, Option<File>)
                     ErrorCode::Io
                 }
             };
-            (refused(node, code, e.to_string()), None)
+            (refused(node, code, e.to_string()), Vec::new())
         }
-        Err(e) => (refused(node, ErrorCode::Io, e.to_string()), None),
+        Err(e) => (refused(node, ErrorCode::Io, e.to_string()), Vec::new()),
     }
 }
 
-/// Sends `reply`, with `file`'s descriptor on its first bytes.
+/// Sends `reply`, with the descriptors of `files` on its first bytes.
 async fn send_reply(
     stream: &mut UnixStream,
     reply: &LocalReadReply,
-    file: Option<&File>,
+    files: &[File],
 ) -> io::Result<()> {
     let bytes = frame(reply);
+    let fds: Vec<_> = files.iter().map(|f| f.as_fd()).collect();
     let sent = loop {
         stream.writable().await?;
-        let fd = file.map(|f| f.as_fd());
         match stream.try_io(Interest::WRITABLE, || {
-            send_with_fd(stream.as_raw_fd(), &bytes, fd)
+            send_with_fds(stream.as_raw_fd(), &bytes, &fds)
         }) {
             Ok(n) => break n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

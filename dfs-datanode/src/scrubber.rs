@@ -8,7 +8,7 @@ use crate::Node;
 use crate::block_store::{BlockStore, Replica, StoreError};
 use crate::throttle::Throttle;
 use dfs_proto::TRANSFER_CHUNK;
-use dfs_proto::checksum::verify;
+use dfs_proto::checksum::{verify, verify_pages};
 use dfs_proto::rest::{BadReplica, ReportBadReplicas, ReportBadReplicasRequest};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ enum Verdict {
     Gone,
 }
 
-/// Reads a whole replica and checks every piece against the sidecar.
+/// Reads a whole replica and checks every piece and page against the sidecar.
 fn check(store: &BlockStore, replica: Replica, throttle: &Throttle) -> Verdict {
     let reader = match store.open_reader(replica) {
         Ok(r) => r,
@@ -54,6 +54,12 @@ fn check(store: &BlockStore, replica: Replica, throttle: &Throttle) -> Verdict {
         }
         if let Err(e) = verify(&chunk) {
             return Verdict::Corrupt(e.to_string());
+        }
+        let pages = reader.page_checksums(pos, chunk.data.len());
+        match pages.map(|p| p.map(|crcs| verify_pages(pos, &chunk.data, &crcs))) {
+            Ok(None | Some(Ok(()))) => {}
+            Ok(Some(Err(e))) => return Verdict::Corrupt(e.to_string()),
+            Err(e) => return Verdict::Corrupt(e.to_string()),
         }
         pos += chunk.data.len() as u64;
     }

@@ -99,7 +99,9 @@ pub(crate) fn store_status(e: StoreError) -> Status {
 /// The mapping from a chunk's verification failure to a status.
 fn checksum_status(e: ChecksumError) -> Status {
     match e {
-        ChecksumError::Mismatch { .. } => Status::data_loss(e.to_string()),
+        ChecksumError::Mismatch { .. } | ChecksumError::PageMismatch { .. } => {
+            Status::data_loss(e.to_string())
+        }
         ChecksumError::Misaligned { .. } | ChecksumError::Count { .. } => {
             Status::invalid_argument(e.to_string())
         }

@@ -4,13 +4,15 @@
 //! The datanode listens on a Unix socket (its path travels with its registration and every
 //! block location). A client connects, sends a [`LocalReadRequest`] naming one replica and
 //! carrying the namenode's read token, and gets a [`LocalReadReply`]: the replica's length and
-//! piece checksums, with the open data file passed along (`SCM_RIGHTS`). The client then
-//! `pread`s the file and verifies every 64 KiB piece as it would a gRPC chunk. The datanode's
+//! piece checksums, with the open data file passed along (`SCM_RIGHTS`), and its open sidecar
+//! when that holds page checksums. The client then `pread`s the file and verifies every 64 KiB
+//! piece as it would a gRPC chunk, or, for a small read, only the 4 KiB pages it reads against
+//! the page checksums it `pread`s from the sidecar. The datanode's
 //! directory permissions stay closed: a client reads only descriptors it was handed, for
 //! replicas its token grants.
 //!
 //! Frames on the socket are a 4-byte little-endian length and that many bytes of JSON. The
-//! descriptor rides on the reply's first bytes.
+//! descriptors ride on the reply's first bytes.
 
 use crate::{BlockId, DatanodeId, ErrorCode, Generation};
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,8 @@ use std::time::Duration;
 pub const MAX_REQUEST: usize = 4096;
 /// Largest reply frame: the checksums of a 1 GiB block as JSON, with room to spare.
 pub const MAX_REPLY: usize = 1 << 20;
+/// Descriptors a reply carries at most: the data file and the sidecar.
+pub const MAX_FDS: usize = 2;
 
 /// One replica, asked for by a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +38,8 @@ pub struct LocalReadRequest {
     pub token: String,
 }
 
-/// The datanode's answer; with `Ok`, the replica's data file comes with it.
+/// The datanode's answer; with a replica, its data file comes with it (and its sidecar, when
+/// `pages_at` says it has page checksums).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalReadReply {
     /// Who answers: a client checks that it reached the datanode it meant.
@@ -45,8 +50,14 @@ pub struct LocalReadReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalReadOutcome {
-    /// The replica: its length and the CRC32C of each 64 KiB piece.
-    Replica { length: u64, crcs: Vec<u32> },
+    /// The replica: its length and the CRC32C of each 64 KiB piece; and where in the sidecar
+    /// (the second descriptor) the CRC32C of each 4 KiB page starts, as little-endian u32s.
+    Replica {
+        length: u64,
+        crcs: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pages_at: Option<u64>,
+    },
     /// Why not (no such replica, a refused token, a damaged replica, a malformed request).
     Refused { code: ErrorCode, message: String },
 }
@@ -80,14 +91,14 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> io::Result<T> {
 
 /// One `sendmsg` of `bytes` on `socket`, with `fd` attached if given; answers the bytes sent
 /// (perhaps fewer than all: the caller writes the rest without the descriptor).
-pub fn send_with_fd(socket: RawFd, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<usize> {
+pub fn send_with_fds(socket: RawFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let raw = fd.map(|fd| [fd.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = raw
-        .as_ref()
-        .map(|r| ControlMessage::ScmRights(r))
-        .into_iter()
-        .collect();
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let cmsgs: Vec<ControlMessage<'_>> = if raw.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&raw)]
+    };
     sendmsg::<()>(
         socket,
         &[IoSlice::new(bytes)],
@@ -99,8 +110,9 @@ pub fn send_with_fd(socket: RawFd, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> 
 }
 
 /// One `recvmsg` into `buf` on `socket`: the bytes received (0 at the end of the stream) and
-/// the descriptor that came with them, if any (close-on-exec, owned by the caller).
-pub fn recv_with_fd(socket: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+/// the descriptors that came with them (close-on-exec, owned by the caller; at most
+/// [`MAX_FDS`], any further one is closed).
+pub fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut space = nix::cmsg_space!([RawFd; 2]);
     let mut iov = [IoSliceMut::new(buf)];
@@ -124,36 +136,38 @@ pub fn recv_with_fd(socket: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<
         }
     }
     let bytes = msg.bytes;
-    // One descriptor is all a reply carries; any other is closed here.
-    Ok((bytes, fds.into_iter().next()))
+    fds.truncate(MAX_FDS);
+    Ok((bytes, fds))
 }
 
 /// One request frame (`request`, as [`frame`] makes it) on a new connection to the socket at
-/// `path`: the reply, and the descriptor that came with it. Blocking, each step bounded by
+/// `path`: the reply, and the descriptors that came with it. Blocking, each step bounded by
 /// `timeout`.
 pub fn exchange(
     path: &Path,
     request: &[u8],
     timeout: Duration,
-) -> io::Result<(LocalReadReply, Option<OwnedFd>)> {
+) -> io::Result<(LocalReadReply, Vec<OwnedFd>)> {
     let mut stream = UnixStream::connect(path)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(request)?;
-    // The descriptor rides on the reply's first bytes.
+    // The descriptors ride on the reply's first bytes.
     let mut prefix = [0u8; 4];
-    let (mut got, mut fd) = (0, None);
+    let (mut got, mut fds) = (0, Vec::new());
     while got < prefix.len() {
-        let (n, received) = recv_with_fd(stream.as_raw_fd(), &mut prefix[got..])?;
+        let (n, received) = recv_with_fds(stream.as_raw_fd(), &mut prefix[got..])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         got += n;
-        fd = fd.or(received);
+        if fds.is_empty() {
+            fds = received;
+        }
     }
     let mut body = vec![0u8; frame_len(prefix, MAX_REPLY)?];
     stream.read_exact(&mut body)?;
-    Ok((decode(&body)?, fd))
+    Ok((decode(&body)?, fds))
 }
 
 #[cfg(test)]
@@ -162,32 +176,54 @@ mod tests {
     use std::io::Seek;
 
     #[test]
-    fn a_descriptor_and_a_frame_cross_a_socket() {
+    fn descriptors_and_a_frame_cross_a_socket() {
+        use std::os::fd::AsFd;
         let (a, b) = UnixStream::pair().expect("socket pair");
-        let mut file = tempfile_with(b"replica bytes");
+        let data = tempfile_with(b"replica bytes");
+        let meta = tempfile_with(b"sidecar bytes");
         let reply = LocalReadReply {
             datanode: DatanodeId("dn-1".into()),
             outcome: LocalReadOutcome::Replica {
                 length: 13,
                 crcs: vec![7],
+                pages_at: Some(20),
             },
         };
         let bytes = frame(&reply);
-        let sent = send_with_fd(a.as_raw_fd(), &bytes, Some(std::os::fd::AsFd::as_fd(&file)))
-            .expect("send");
+        let sent =
+            send_with_fds(a.as_raw_fd(), &bytes, &[data.as_fd(), meta.as_fd()]).expect("send");
         assert_eq!(sent, bytes.len());
         let mut buf = vec![0u8; 256];
-        let (n, fd) = recv_with_fd(b.as_raw_fd(), &mut buf).expect("receive");
+        let (n, fds) = recv_with_fds(b.as_raw_fd(), &mut buf).expect("receive");
         assert_eq!(n, bytes.len());
         let len = frame_len(buf[..4].try_into().expect("prefix"), MAX_REPLY).expect("length");
         let got: LocalReadReply = decode(&buf[4..4 + len]).expect("decode");
         assert_eq!(got, reply);
-        let mut received = std::fs::File::from(fd.expect("a descriptor came along"));
-        let mut text = String::new();
-        received.rewind().expect("seek");
-        received.read_to_string(&mut text).expect("read");
-        assert_eq!(text, "replica bytes");
-        file.flush().expect("flush");
+        let texts: Vec<String> = fds
+            .into_iter()
+            .map(|fd| {
+                let mut received = std::fs::File::from(fd);
+                let mut text = String::new();
+                received.rewind().expect("seek");
+                received.read_to_string(&mut text).expect("read");
+                text
+            })
+            .collect();
+        assert_eq!(texts, ["replica bytes", "sidecar bytes"]);
+    }
+
+    #[test]
+    fn a_reply_without_page_checksums_still_decodes() {
+        let old = br#"{"datanode":"dn-1","outcome":{"replica":{"length":1,"crcs":[5]}}}"#;
+        let got: LocalReadReply = decode(old).expect("decode");
+        assert_eq!(
+            got.outcome,
+            LocalReadOutcome::Replica {
+                length: 1,
+                crcs: vec![5],
+                pages_at: None
+            }
+        );
     }
 
     #[test]

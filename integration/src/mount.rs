@@ -36,6 +36,15 @@ pub fn is_mounted(dir: &Path) -> bool {
 impl Mount {
     /// Mounts `cluster` with `dfs-fuse --namenodes .. EXTRA_ARGS DIR` and waits until it is live.
     pub fn start(cluster: &Cluster, extra_args: &[&str]) -> Result<Mount> {
+        Mount::start_with_env(cluster, extra_args, &[])
+    }
+
+    /// [`Mount::start`], with the variables `env` set for the mount process.
+    pub fn start_with_env(
+        cluster: &Cluster,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Mount> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = cluster.scratch(&format!("mnt{n}"));
         std::fs::create_dir_all(&dir)?;
@@ -46,6 +55,7 @@ impl Mount {
             .arg(cluster.namenodes_arg())
             .env("DFS_SECRET_FILE", &cluster.secret_file)
             .envs(cluster.tls_ca().map(|ca| ("DFS_TLS_CA", ca)))
+            .envs(env.iter().copied())
             .args(extra_args)
             .arg(&dir)
             .env(

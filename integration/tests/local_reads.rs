@@ -1,7 +1,8 @@
 //! Short-circuit local reads on real daemons: a datanode hands a replica's file to a client of
 //! its machine only for a valid read token, refuses everything else with a clear code and keeps
 //! serving, and the CLI reads a file without a byte crossing gRPC (or over gRPC when local reads
-//! are turned off). Reading around a corrupt replica on the local path is in
+//! are turned off); a small read through the mount checks only the 4 KiB pages it reads.
+//! Reading around a corrupt replica on the local path is in
 //! `datanode_failures::flipped_bytes_are_read_around_and_the_bad_replica_replaced`.
 
 use anyhow::{Context, Result, ensure};
@@ -26,8 +27,8 @@ fn p(path: &Path) -> Result<&str> {
 }
 
 /// Sends `bytes` on a new connection to `socket` and reads one reply frame, with the
-/// descriptor that came along.
-fn ask(socket: &str, bytes: &[u8]) -> Result<(LocalReadReply, Option<OwnedFd>)> {
+/// descriptors that came along.
+fn ask(socket: &str, bytes: &[u8]) -> Result<(LocalReadReply, Vec<OwnedFd>)> {
     exchange(Path::new(socket), bytes, Duration::from_secs(30))
         .with_context(|| format!("ask {socket}"))
 }
@@ -93,15 +94,21 @@ async fn a_datanode_hands_over_a_replica_file_only_for_a_valid_read_token() -> R
     let (id, generation) = (located.block.id, located.block.generation);
     let token = located.token.clone().context("a read token")?;
 
-    // A valid token: the replica's file, its length and a checksum per 64 KiB piece.
-    let (reply, fd) = ask(&socket, &request(id, generation, &token))?;
+    // A valid token: the replica's file, its length and a checksum per 64 KiB piece, and its
+    // sidecar with a checksum per 4 KiB page.
+    let (reply, fds) = ask(&socket, &request(id, generation, &token))?;
     ensure!(
         reply.datanode == located.locations[0].id,
         "answered by {} instead of {}",
         reply.datanode,
         located.locations[0].id
     );
-    let LocalReadOutcome::Replica { length, crcs } = &reply.outcome else {
+    let LocalReadOutcome::Replica {
+        length,
+        crcs,
+        pages_at,
+    } = &reply.outcome
+    else {
         anyhow::bail!("refused: {reply:?}");
     };
     ensure!(*length == located.block.len, "length {length}");
@@ -110,7 +117,9 @@ async fn a_datanode_hands_over_a_replica_file_only_for_a_valid_read_token() -> R
         "{} checksums",
         crcs.len()
     );
-    let file = std::fs::File::from(fd.context("the replica's file came along")?);
+    ensure!(fds.len() == 2, "{} descriptors came along", fds.len());
+    let mut fds = fds.into_iter().map(std::fs::File::from);
+    let (file, sidecar) = (fds.next().context("data")?, fds.next().context("sidecar")?);
     let mut data = vec![0u8; *length as usize];
     file.read_exact_at(&mut data, 0)?;
     let source = std::fs::read(&local)?;
@@ -119,6 +128,16 @@ async fn a_datanode_hands_over_a_replica_file_only_for_a_valid_read_token() -> R
         dfs_proto::checksum::checksums(&data) == *crcs,
         "the checksums do not match the data"
     );
+    let page = dfs_proto::checksum::CHECKSUM_PAGE;
+    let pages = dfs_proto::checksum::read_page_checksums(
+        &sidecar,
+        pages_at.context("the sidecar has page checksums")?,
+        0,
+        data.len() / page,
+    )?;
+    let mut want = Vec::new();
+    dfs_proto::checksum::extend_page_checksums(&mut want, 0, &data);
+    ensure!(pages == want, "the page checksums do not match the data");
 
     // Everything else is refused, with no file, and the datanode keeps serving.
     let other_block = cluster.block_token(id.0 + 1, generation.0, &[BlockOp::Read])?;
@@ -158,16 +177,16 @@ async fn a_datanode_hands_over_a_replica_file_only_for_a_valid_read_token() -> R
         ),
     ];
     for (what, bytes, code) in cases {
-        let (reply, fd) = ask(&socket, &bytes)?;
+        let (reply, fds) = ask(&socket, &bytes)?;
         ensure!(refusal(&reply) == Some(code), "{what}: {reply:?}");
-        ensure!(fd.is_none(), "{what}: a file came with a refusal");
+        ensure!(fds.is_empty(), "{what}: a file came with a refusal");
     }
     // A connection that closes halfway through a request costs nothing.
     let mut half = UnixStream::connect(&socket)?;
     half.write_all(&request(id, generation, &token)[..6])?;
     drop(half);
-    let (reply, fd) = ask(&socket, &request(id, generation, &token))?;
-    ensure!(refusal(&reply).is_none() && fd.is_some(), "{reply:?}");
+    let (reply, fds) = ask(&socket, &request(id, generation, &token))?;
+    ensure!(refusal(&reply).is_none() && !fds.is_empty(), "{reply:?}");
     ensure!(
         datanode_metric(&cluster, r#"dfs_datanode_local_reads_total{result="ok"}"#).await? >= 2.0
     );
@@ -230,6 +249,81 @@ async fn a_client_on_the_datanodes_machine_reads_files_without_grpc_unless_told_
     ensure!(
         grpc_bytes >= source.len() as f64,
         "only {grpc_bytes} bytes went over gRPC with local reads off"
+    );
+    Ok(())
+}
+
+/// Reads `len` bytes at `offset` of `file`, which the caller opened with read-ahead off.
+fn read_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_local_read_checks_only_the_pages_it_reads() -> Result<()> {
+    let cluster = Cluster::start(ClusterConfig::default()).await?;
+    let local = cluster.scratch("pages.bin");
+    random_file(&local, 2 * MIB + 5000, 13)?;
+    cluster.dfs_ok(&["put", p(&local)?, "/pages.bin"])?;
+    let source = std::fs::read(&local)?;
+
+    // Damage page 5 of the first block in every replica: no replica can serve it, but the
+    // other pages of its 64 KiB piece are intact.
+    let page = dfs_proto::checksum::CHECKSUM_PAGE;
+    let first = cluster.blocks_of("/pages.bin").await?[0].block;
+    let name = format!("blk_{}_{}", first.id, first.generation);
+    let mut damaged = 0;
+    for i in 0..cluster.datanodes.len() {
+        for f in cluster.replica_files(i) {
+            if f.file_name().and_then(|n| n.to_str()) == Some(name.as_str()) {
+                let file = std::fs::OpenOptions::new().write(true).open(&f)?;
+                file.write_all_at(b"DAMAGE", (5 * page + 100) as u64)?;
+                damaged += 1;
+            }
+        }
+    }
+    ensure!(damaged == 3, "{damaged} replicas of the first block found");
+
+    let mount = integration::mount::Mount::start(&cluster, &[])?;
+    let file = std::fs::File::open(mount.path("pages.bin"))?;
+    // SAFETY: advice on a descriptor this test owns; no pointers.
+    unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+            0,
+            libc::POSIX_FADV_RANDOM,
+        )
+    };
+    // Pages of the damaged piece around the damaged page, a read across two pages, the last
+    // partial page of the file, a page in the second block: all intact, all read.
+    for (offset, len) in [
+        (3 * page as u64, page),
+        (7 * page as u64 + 3000, 3000),
+        (4 * page as u64, page),
+        ((2 * MIB + 4096) as u64, 904),
+        ((MIB + 40 * page) as u64, page),
+    ] {
+        let got = read_at(&file, offset, len).with_context(|| {
+            format!(
+                "read {len} bytes at {offset}:\n{}\n{}",
+                mount.log_tail(),
+                cluster.logs_for_failure()
+            )
+        })?;
+        let at = offset as usize;
+        ensure!(
+            got == source[at..at + len],
+            "wrong bytes at {offset} ({len})"
+        );
+    }
+    // The damaged page itself fails its checksum on every replica: an I/O error, never the
+    // damaged bytes.
+    let err = read_at(&file, 5 * page as u64, page).err();
+    ensure!(
+        err.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EIO),
+        "reading the damaged page answered {err:?}"
     );
     Ok(())
 }

@@ -112,8 +112,8 @@ pub(super) fn scan(
 
 /// Answers the replica's length if its sidecar is valid and agrees with the data file.
 fn check(data_path: &Path, meta_path: &Path) -> Result<u64, String> {
-    let meta = std::fs::read(meta_path).map_err(|e| format!("cannot read sidecar: {e}"))?;
-    let sidecar = Sidecar::decode(&meta).map_err(|e| e.to_string())?;
+    let meta = std::fs::File::open(meta_path).map_err(|e| format!("cannot open sidecar: {e}"))?;
+    let sidecar = Sidecar::read(&meta).map_err(|e| e.to_string())?;
     let len = std::fs::metadata(data_path)
         .map_err(|e| format!("cannot stat data: {e}"))?
         .len();
