@@ -303,7 +303,7 @@ async fn daemon_mode_and_user_xattrs() -> Result<()> {
         "--daemon returned before the mount was live"
     );
 
-    // user. xattrs round-trip; other namespaces are ENOTSUP.
+    // user. xattrs round-trip; other namespaces are ENOTSUP; an ioctl is ENOTTY, as on ext4.
     let d = p(&dir).to_string();
     sh(&format!("echo data > {d}/x"))?;
     let script = format!(
@@ -316,7 +316,10 @@ async fn daemon_mode_and_user_xattrs() -> Result<()> {
          try:\n    os.getxattr(p, 'user.color'); raise SystemExit('still there')\n\
          except OSError as e:\n    assert e.errno == errno.ENODATA, e\n\
          try:\n    os.setxattr(p, 'trusted.x', b'1'); raise SystemExit('trusted set')\n\
-         except OSError as e:\n    assert e.errno == errno.EOPNOTSUPP, e\n"
+         except OSError as e:\n    assert e.errno == errno.EOPNOTSUPP, e\n\
+         import fcntl, termios\n\
+         try:\n    fcntl.ioctl(open(p), termios.TCGETS, bytes(64)); raise SystemExit('ioctl served')\n\
+         except OSError as e:\n    assert e.errno == errno.ENOTTY, e\n"
     );
     let out = Command::new("python3").arg("-c").arg(&script).output()?;
     ensure!(

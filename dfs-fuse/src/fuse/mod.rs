@@ -578,6 +578,23 @@ impl Filesystem for FuseAdapter {
         });
     }
 
+    /// No ioctl is served: `ENOTTY`, as ext4 answers one it does not know (every `isatty()`
+    /// check of a program opening a file asks `TCGETS`, so this is common and not worth a log).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        tracing::trace!(cmd, "ioctl refused");
+        reply.error(Errno::ENOTTY);
+    }
+
     fn setxattr(
         &self,
         req: &Request,
