@@ -62,20 +62,20 @@ impl LocalReplica {
     }
 
     /// Reads `len` bytes at `offset` (on the 4 KiB grid) with the stored checksum of each page,
-    /// for the caller to verify (`dfs_proto::checksum::verify_pages`); `None` for a replica
+    /// for the caller to verify (`dfs_proto::checksum::verify_pages`); an error for a replica
     /// without page checksums.
-    pub(crate) fn read_pages(&self, offset: u64, len: usize) -> io::Result<Option<DataChunk>> {
+    pub(crate) fn read_pages(&self, offset: u64, len: usize) -> io::Result<DataChunk> {
         let Some((sidecar, at)) = &self.pages else {
-            return Ok(None);
+            return Err(io::Error::other("the replica has no page checksums"));
         };
         let first = (offset / CHECKSUM_PAGE as u64) as usize;
         let crcs = read_page_checksums(sidecar, *at, first, len.div_ceil(CHECKSUM_PAGE))?;
         let data = dfs_proto::file_io::read_exact_at(&self.file, len, offset)?;
-        Ok(Some(DataChunk {
+        Ok(DataChunk {
             offset,
             data: Bytes::from(data),
             crc32c: crcs,
-        }))
+        })
     }
 
     /// Reads `len` bytes at `offset` (on the 64 KiB grid) with the stored checksum of each

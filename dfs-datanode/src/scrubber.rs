@@ -55,11 +55,13 @@ fn check(store: &BlockStore, replica: Replica, throttle: &Throttle) -> Verdict {
         if let Err(e) = verify(&chunk) {
             return Verdict::Corrupt(e.to_string());
         }
-        let pages = reader.page_checksums(pos, chunk.data.len());
-        match pages.map(|p| p.map(|crcs| verify_pages(pos, &chunk.data, &crcs))) {
-            Ok(None | Some(Ok(()))) => {}
-            Ok(Some(Err(e))) => return Verdict::Corrupt(e.to_string()),
-            Err(e) => return Verdict::Corrupt(e.to_string()),
+        let checked = match reader.page_checksums(pos, chunk.data.len()) {
+            Ok(Some(crcs)) => verify_pages(pos, &chunk.data, &crcs).map_err(|e| e.to_string()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = checked {
+            return Verdict::Corrupt(reason);
         }
         pos += chunk.data.len() as u64;
     }
